@@ -1,0 +1,207 @@
+//! Stage 2: a frame's bytes to a TCP segment, UDP datagram or ICMP error (etherparse).
+//!
+//! Pure function of (link type, bytes). Checksums are ignored (offload). The payload is
+//! bounded by the IP length (never Ethernet padding); an IP total length of 0
+//! (segmentation offload) falls back to the captured length.
+
+mod link;
+
+use std::net::IpAddr;
+
+use etherparse::{IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
+
+pub use link::{network_payload, NetworkPayload};
+
+use crate::capture::LinkType;
+
+/// TCP flag bits as on the wire.
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// A decoded IP packet carrying something rdpdiag looks at.
+#[derive(Debug, Clone)]
+pub struct Packet<'a> {
+    /// IP source.
+    pub src: IpAddr,
+    /// IP destination.
+    pub dst: IpAddr,
+    /// Outermost 802.1Q VLAN id, if tagged.
+    pub vlan: Option<u16>,
+    /// The transport part.
+    pub transport: Transport<'a>,
+}
+
+/// The transport layer of a [`Packet`].
+#[derive(Debug, Clone)]
+pub enum Transport<'a> {
+    /// A TCP segment.
+    Tcp(TcpSegment<'a>),
+    /// A UDP datagram.
+    Udp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+        /// Payload bounded by the UDP length.
+        payload: &'a [u8],
+    },
+    /// An ICMP or ICMPv6 error quoting a packet.
+    IcmpError(IcmpError),
+}
+
+/// The parts of a TCP segment that the flow stage needs.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSegment<'a> {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number (meaningful when ACK is set).
+    pub ack: u32,
+    /// Flag bits, see [`tcp_flags`].
+    pub flags: u8,
+    /// Advertised window (unscaled).
+    pub window: u16,
+    /// Payload, bounded by the IP length.
+    pub payload: &'a [u8],
+}
+
+impl TcpSegment<'_> {
+    /// Whether all bits of `flag` are set.
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag == flag
+    }
+}
+
+/// An ICMP/ICMPv6 error and the connection it quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpError {
+    /// ICMPv6 rather than ICMPv4.
+    pub v6: bool,
+    /// ICMP type.
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub code: u8,
+    /// Next-hop MTU of "fragmentation needed" / "packet too big".
+    pub mtu: Option<u32>,
+    /// The quoted packet's IP source.
+    pub quoted_src: IpAddr,
+    /// The quoted packet's IP destination.
+    pub quoted_dst: IpAddr,
+    /// The quoted packet's IP protocol (6 TCP, 17 UDP).
+    pub quoted_protocol: u8,
+    /// The quoted source port.
+    pub quoted_src_port: u16,
+    /// The quoted destination port.
+    pub quoted_dst_port: u16,
+    /// The quoted TCP sequence number, when the quote is TCP.
+    pub quoted_seq: Option<u32>,
+}
+
+impl IcmpError {
+    /// Whether this ICMP type is an error that ends or hinders a connection.
+    fn is_error_type(v6: bool, t: u8) -> bool {
+        if v6 {
+            matches!(t, 1..=4)
+        } else {
+            matches!(t, 3 | 4 | 11 | 12)
+        }
+    }
+}
+
+/// Decodes one frame. `None` for anything that is not IPv4/IPv6 TCP, UDP or an ICMP error,
+/// and for frames too short to read those headers.
+pub fn decode(linktype: LinkType, data: &[u8]) -> Option<Packet<'_>> {
+    let net = network_payload(linktype, data)?;
+    let ip = LaxIpSlice::from_slice(net.bytes).ok()?.0;
+    let payload = ip.payload();
+    if payload.fragmented {
+        return None;
+    }
+    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    let transport = match payload.ip_number {
+        IpNumber::TCP => {
+            let tcp = TcpSlice::from_slice(payload.payload).ok()?;
+            let mut flags = 0u8;
+            for (set, bit) in [
+                (tcp.fin(), tcp_flags::FIN),
+                (tcp.syn(), tcp_flags::SYN),
+                (tcp.rst(), tcp_flags::RST),
+                (tcp.psh(), tcp_flags::PSH),
+                (tcp.ack(), tcp_flags::ACK),
+            ] {
+                if set {
+                    flags |= bit;
+                }
+            }
+            Transport::Tcp(TcpSegment {
+                src_port: tcp.source_port(),
+                dst_port: tcp.destination_port(),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                flags,
+                window: tcp.window_size(),
+                payload: tcp.payload(),
+            })
+        }
+        IpNumber::UDP => {
+            let udp = UdpSlice::from_slice_lax(payload.payload).ok()?;
+            Transport::Udp {
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+                payload: udp.payload(),
+            }
+        }
+        IpNumber::ICMP => Transport::IcmpError(icmp_error(false, payload.payload)?),
+        IpNumber::IPV6_ICMP => Transport::IcmpError(icmp_error(true, payload.payload)?),
+        _ => return None,
+    };
+    Some(Packet { src, dst, vlan: net.vlan, transport })
+}
+
+/// Reads an ICMP error message: type, code, 4 bytes of rest-of-header, quoted IP packet.
+fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
+    let (&icmp_type, &code) = (icmp.first()?, icmp.get(1)?);
+    if !IcmpError::is_error_type(v6, icmp_type) {
+        return None;
+    }
+    let rest: [u8; 4] = icmp.get(4..8)?.try_into().ok()?;
+    let mtu = match (v6, icmp_type, code) {
+        (false, 3, 4) => Some(u32::from(u16::from_be_bytes([rest[2], rest[3]]))),
+        (true, 2, _) => Some(u32::from_be_bytes(rest)),
+        _ => None,
+    };
+    let quoted = LaxIpSlice::from_slice(icmp.get(8..)?).ok()?.0;
+    let qp = quoted.payload();
+    let q = qp.payload;
+    let port = |at: usize| q.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let protocol = qp.ip_number.0;
+    Some(IcmpError {
+        v6,
+        icmp_type,
+        code,
+        mtu,
+        quoted_src: quoted.source_addr(),
+        quoted_dst: quoted.destination_addr(),
+        quoted_protocol: protocol,
+        quoted_src_port: port(0)?,
+        quoted_dst_port: port(2)?,
+        quoted_seq: if protocol == 6 {
+            q.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        } else {
+            None
+        },
+    })
+}

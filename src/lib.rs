@@ -1,0 +1,13 @@
+//! rdpdiag: why did this Remote Desktop connection fail, and where exactly?
+//!
+//! The module tree is the pipeline; data flows one way and a stage never imports a later one:
+//!
+//! ```text
+//! capture -> decode -> flow -> proto -> session -> diagnose -> report
+//! (frames)   (TCP/UDP/ICMP)  (reassembly) (parsers) (timeline) (verdict) (table/JSONL)
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod decode;
+pub mod proto;
