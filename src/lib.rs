@@ -9,5 +9,11 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod cli;
 pub mod decode;
+pub mod diagnose;
+pub mod flow;
+pub mod pipeline;
 pub mod proto;
+pub mod report;
+pub mod session;

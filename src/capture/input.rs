@@ -24,7 +24,10 @@ pub struct InputSource {
 
 /// Opens `path` (or stdin for `-`) and wraps it in a decompressor when its magic says so.
 pub fn open_input(path: &str) -> Result<InputSource, CaptureError> {
-    let io_err = |source| CaptureError::Io { path: path.to_string(), source };
+    let io_err = |source| CaptureError::Io {
+        path: path.to_string(),
+        source,
+    };
     let raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {
@@ -33,7 +36,10 @@ pub fn open_input(path: &str) -> Result<InputSource, CaptureError> {
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = fill_at_least(&mut buffered, 4).map_err(io_err)?;
     let (reader, compression): (Box<dyn Read + Send>, _) = if head.starts_with(&GZIP_MAGIC) {
-        (Box::new(flate2::read::MultiGzDecoder::new(buffered)), Some("gzip"))
+        (
+            Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+            Some("gzip"),
+        )
     } else if head.starts_with(&ZSTD_MAGIC) {
         let dec = zstd::stream::read::Decoder::with_buffer(buffered).map_err(io_err)?;
         (Box::new(dec), Some("zstd"))

@@ -45,30 +45,57 @@ struct Interface {
 
 /// Reads every frame of `src` into `sink`. Fails only when the input is not a capture at
 /// all; a capture that breaks off later yields `Ok` with `error` set.
-pub fn read_capture(src: InputSource, sink: &mut dyn FrameSink) -> Result<CaptureSummary, CaptureError> {
+pub fn read_capture(
+    src: InputSource,
+    sink: &mut dyn FrameSink,
+) -> Result<CaptureSummary, CaptureError> {
     let path = src.name.clone();
     let mut reader = match create_reader(INITIAL_BUFFER, src.reader) {
         Ok(r) => r,
         Err(PcapError::Eof) => {
-            return Err(CaptureError::NotACapture { path, magic: "an empty file".into() })
+            return Err(CaptureError::NotACapture {
+                path,
+                magic: "an empty file".into(),
+            })
         }
         Err(PcapError::ReadError) => {
-            return Err(CaptureError::Malformed { path, what: "stream (read error)".into(), offset: 0 })
+            return Err(CaptureError::Malformed {
+                path,
+                what: "stream (read error)".into(),
+                offset: 0,
+            })
         }
         Err(PcapError::Incomplete(_)) if is_capture_magic(&src.head) => {
-            return Err(CaptureError::Truncated { path, what: "file header", offset: 0 })
+            return Err(CaptureError::Truncated {
+                path,
+                what: "file header",
+                offset: 0,
+            })
         }
-        Err(_) => return Err(CaptureError::NotACapture { path, magic: hex_head(&src.head) }),
+        Err(_) => {
+            return Err(CaptureError::NotACapture {
+                path,
+                magic: hex_head(&src.head),
+            })
+        }
     };
     let mut summary = CaptureSummary {
-        format: if src.head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) { "pcapng" } else { "pcap" },
+        format: if src.head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            "pcapng"
+        } else {
+            "pcap"
+        },
         compression: src.compression,
         frames: 0,
         frame_bytes: 0,
         stream_bytes: 0,
         error: None,
     };
-    let mut legacy = Interface { linktype: LinkType::ETHERNET, units_per_sec: 1_000_000, offset_secs: 0 };
+    let mut legacy = Interface {
+        linktype: LinkType::ETHERNET,
+        units_per_sec: 1_000_000,
+        offset_secs: 0,
+    };
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut buffer_len = INITIAL_BUFFER;
     loop {
@@ -77,24 +104,42 @@ pub fn read_capture(src: InputSource, sink: &mut dyn FrameSink) -> Result<Captur
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => {
                         legacy.linktype = LinkType(h.network.0);
-                        legacy.units_per_sec =
-                            if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
+                        legacy.units_per_sec = if h.is_nanosecond_precision() {
+                            1_000_000_000
+                        } else {
+                            1_000_000
+                        };
                     }
                     PcapBlockOwned::Legacy(b) => {
                         let nanos = i64::from(b.ts_sec)
                             .saturating_mul(1_000_000_000)
-                            .saturating_add(scale_to_nanos(u64::from(b.ts_usec), legacy.units_per_sec));
+                            .saturating_add(scale_to_nanos(
+                                u64::from(b.ts_usec),
+                                legacy.units_per_sec,
+                            ));
                         let caplen = (b.caplen as usize).min(b.data.len());
-                        deliver(sink, &mut summary, legacy.linktype, Timestamp(nanos), &b.data[..caplen], b.origlen);
+                        deliver(
+                            sink,
+                            &mut summary,
+                            legacy.linktype,
+                            Timestamp(nanos),
+                            &b.data[..caplen],
+                            b.origlen,
+                        );
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => interfaces.push(Interface {
-                        linktype: LinkType(idb.linktype.0),
-                        units_per_sec: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                        offset_secs: idb.ts_offset(),
-                    }),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        interfaces.push(Interface {
+                            linktype: LinkType(idb.linktype.0),
+                            units_per_sec: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset_secs: idb.ts_offset(),
+                        })
+                    }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        let iface = interfaces.get(epb.if_id as usize).copied().unwrap_or(legacy);
+                        let iface = interfaces
+                            .get(epb.if_id as usize)
+                            .copied()
+                            .unwrap_or(legacy);
                         let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                         let secs = (units / iface.units_per_sec) as i64;
                         let frac = scale_to_nanos(units % iface.units_per_sec, iface.units_per_sec);
@@ -103,12 +148,26 @@ pub fn read_capture(src: InputSource, sink: &mut dyn FrameSink) -> Result<Captur
                             .saturating_mul(1_000_000_000)
                             .saturating_add(frac);
                         let caplen = (epb.caplen as usize).min(epb.data.len());
-                        deliver(sink, &mut summary, iface.linktype, Timestamp(nanos), &epb.data[..caplen], epb.origlen);
+                        deliver(
+                            sink,
+                            &mut summary,
+                            iface.linktype,
+                            Timestamp(nanos),
+                            &epb.data[..caplen],
+                            epb.origlen,
+                        );
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         let iface = interfaces.first().copied().unwrap_or(legacy);
                         let caplen = (spb.origlen as usize).min(spb.data.len());
-                        deliver(sink, &mut summary, iface.linktype, Timestamp(0), &spb.data[..caplen], spb.origlen);
+                        deliver(
+                            sink,
+                            &mut summary,
+                            iface.linktype,
+                            Timestamp(0),
+                            &spb.data[..caplen],
+                            spb.origlen,
+                        );
                     }
                     PcapBlockOwned::NG(Block::DecryptionSecrets(dsb)) => {
                         let len = (dsb.secrets_len as usize).min(dsb.data.len());
@@ -125,7 +184,11 @@ pub fn read_capture(src: InputSource, sink: &mut dyn FrameSink) -> Result<Captur
                     if !reader.data().is_empty() {
                         summary.error = Some(CaptureError::Truncated {
                             path: path.clone(),
-                            what: if summary.format == "pcapng" { "pcapng block" } else { "packet record" },
+                            what: if summary.format == "pcapng" {
+                                "pcapng block"
+                            } else {
+                                "packet record"
+                            },
                             offset: summary.stream_bytes,
                         });
                     }
@@ -161,8 +224,11 @@ pub fn read_capture(src: InputSource, sink: &mut dyn FrameSink) -> Result<Captur
                     PcapError::HeaderNotRecognized => "block header".to_string(),
                     _ => format!("{} block", summary.format),
                 };
-                summary.error =
-                    Some(CaptureError::Malformed { path: path.clone(), what, offset: summary.stream_bytes });
+                summary.error = Some(CaptureError::Malformed {
+                    path: path.clone(),
+                    what,
+                    offset: summary.stream_bytes,
+                });
                 break;
             }
         }
@@ -180,11 +246,21 @@ fn deliver(
 ) {
     summary.frames += 1;
     summary.frame_bytes += data.len() as u64;
-    sink.frame(&Frame { number: summary.frames, ts, linktype, data, orig_len });
+    sink.frame(&Frame {
+        number: summary.frames,
+        ts,
+        linktype,
+        data,
+        orig_len,
+    });
 }
 
 fn read_error(path: &str, offset: u64) -> CaptureError {
-    CaptureError::Truncated { path: path.to_string(), what: "compressed stream or read", offset }
+    CaptureError::Truncated {
+        path: path.to_string(),
+        what: "compressed stream or read",
+        offset,
+    }
 }
 
 /// Converts `units` of a clock ticking `per_sec` times a second into nanoseconds.
@@ -208,5 +284,8 @@ fn hex_head(head: &[u8]) -> String {
     if head.is_empty() {
         return "nothing".into();
     }
-    head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    head.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

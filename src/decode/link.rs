@@ -48,7 +48,10 @@ pub fn network_payload(linktype: LinkType, data: &[u8]) -> Option<NetworkPayload
 
 fn ip_if_ethertype(ethertype: u16, rest: &[u8]) -> Option<NetworkPayload<'_>> {
     match ethertype {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Some(NetworkPayload { bytes: rest, vlan: None }),
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Some(NetworkPayload {
+            bytes: rest,
+            vlan: None,
+        }),
         _ => None,
     }
 }
@@ -58,7 +61,10 @@ fn ethernet(data: &[u8]) -> Option<NetworkPayload<'_>> {
     let mut at = 14usize;
     let mut vlan = None;
     for _ in 0..MAX_VLAN_TAGS {
-        if !matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
+        if !matches!(
+            ethertype,
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+        ) {
             break;
         }
         let tci = be16(data, at)?;
@@ -67,7 +73,10 @@ fn ethernet(data: &[u8]) -> Option<NetworkPayload<'_>> {
         at += 4;
     }
     match ethertype {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Some(NetworkPayload { bytes: data.get(at..)?, vlan }),
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Some(NetworkPayload {
+            bytes: data.get(at..)?,
+            vlan,
+        }),
         _ => None,
     }
 }
@@ -79,7 +88,9 @@ mod tests {
     #[test]
     fn qinq_tags_are_skipped_and_outer_vlan_kept() {
         let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x08, 0x00, 0x45]);
+        f.extend_from_slice(&[
+            0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x08, 0x00, 0x45,
+        ]);
         let p = network_payload(LinkType::ETHERNET, &f).unwrap();
         assert_eq!(p.vlan, Some(100));
         assert_eq!(p.bytes, &[0x45]);

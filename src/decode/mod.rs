@@ -168,7 +168,12 @@ pub fn decode(linktype: LinkType, data: &[u8]) -> Option<Packet<'_>> {
         IpNumber::IPV6_ICMP => Transport::IcmpError(icmp_error(true, payload.payload)?),
         _ => return None,
     };
-    Some(Packet { src, dst, vlan: net.vlan, transport })
+    Some(Packet {
+        src,
+        dst,
+        vlan: net.vlan,
+        transport,
+    })
 }
 
 /// Reads an ICMP error message: type, code, 4 bytes of rest-of-header, quoted IP packet.
@@ -199,7 +204,8 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
         quoted_src_port: port(0)?,
         quoted_dst_port: port(2)?,
         quoted_seq: if protocol == 6 {
-            q.get(4..8).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            q.get(4..8)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         } else {
             None
         },

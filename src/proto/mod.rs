@@ -50,6 +50,9 @@ pub struct ParseError {
 impl ParseError {
     /// Builds an error for `what` with reason `why`.
     pub fn new(what: &'static str, why: impl Into<String>) -> Self {
-        ParseError { what, why: why.into() }
+        ParseError {
+            what,
+            why: why.into(),
+        }
     }
 }

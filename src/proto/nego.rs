@@ -104,7 +104,10 @@ pub mod rsp_flags {
             (0x08, "restricted_admin_mode_supported"),
             (0x10, "redirected_authentication_mode_supported"),
         ];
-        N.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| *n).collect()
+        N.iter()
+            .filter(|(b, _)| flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -197,7 +200,10 @@ pub fn parse_neg_struct(i: &[u8]) -> Option<(u8, u8, u32)> {
 pub fn parse_neg_result(i: &[u8]) -> Option<NegResult> {
     let (ty, flags, value) = parse_neg_struct(i)?;
     match ty {
-        TYPE_RDP_NEG_RSP => Some(NegResult::Response { flags, selected: Protocols(value) }),
+        TYPE_RDP_NEG_RSP => Some(NegResult::Response {
+            flags,
+            selected: Protocols(value),
+        }),
         TYPE_RDP_NEG_FAILURE => Some(NegResult::Failure(FailureCode(value))),
         _ => None,
     }
@@ -220,7 +226,10 @@ mod tests {
     fn neg_failure_from_wireshark_rdp_capture() {
         // rdp-no-nla-rejected1.pcapng: CC carries RDP_NEG_FAILURE HYBRID_REQUIRED_BY_SERVER.
         let b = [0x03, 0x00, 0x08, 0x00, 0x05, 0x00, 0x00, 0x00];
-        assert_eq!(parse_neg_result(&b), Some(NegResult::Failure(FailureCode(5))));
+        assert_eq!(
+            parse_neg_result(&b),
+            Some(NegResult::Failure(FailureCode(5)))
+        );
         assert_eq!(FailureCode(5).to_string(), "HYBRID_REQUIRED_BY_SERVER");
         assert_eq!(FailureCode(9).to_string(), "UNKNOWN_FAILURE_0x9");
         assert_eq!(parse_neg_result(&b[..7]), None);

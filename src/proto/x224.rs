@@ -71,24 +71,28 @@ pub enum Tpdu<'a> {
 
 /// Parses one X.224 TPDU from a TPKT payload.
 pub fn parse_tpdu(i: &[u8]) -> Result<Tpdu<'_>, ParseError> {
-    let (li, code) = match i {
-        [li, code, ..] => (usize::from(*li), *code & 0xF0),
+    let ((), code) = match i {
+        [_li, code, ..] => ((), *code & 0xF0),
         _ => return Err(ParseError::new("x224 tpdu", "shorter than 2 bytes")),
     };
-    // The length indicator counts the header bytes after itself.
-    let header_end = li.checked_add(1).unwrap_or(usize::MAX);
+    // The length indicator counts the header bytes after itself. RDP puts everything in the
+    // header's variable part; a length indicator that disagrees with the TPKT length is
+    // tolerated by reading to the end of the TPDU.
     match code {
         CODE_DT => {
-            let data = i.get(3..).ok_or_else(|| ParseError::new("x224 data", "shorter than 3 bytes"))?;
+            let data = i
+                .get(3..)
+                .ok_or_else(|| ParseError::new("x224 data", "shorter than 3 bytes"))?;
             Ok(Tpdu::Data(data))
         }
         CODE_CR | CODE_CC | CODE_DR => {
             let fixed = i.get(..7).ok_or_else(|| {
-                ParseError::new("x224 tpdu", format!("{} bytes, fixed header needs 7", i.len()))
+                ParseError::new(
+                    "x224 tpdu",
+                    format!("{} bytes, fixed header needs 7", i.len()),
+                )
             })?;
-            // Variable part: up to the end of the header as the LI says, bounded by the input.
-            let var_end = header_end.clamp(7, i.len());
-            let var = i.get(7..var_end).unwrap_or_default();
+            let var = i.get(7..).unwrap_or_default();
             match code {
                 CODE_CR => Ok(Tpdu::ConnectionRequest(parse_cr_variable(var))),
                 CODE_CC => Ok(Tpdu::ConnectionConfirm(nego::parse_neg_result(var))),
@@ -102,7 +106,7 @@ pub fn parse_tpdu(i: &[u8]) -> Result<Tpdu<'_>, ParseError> {
 
 /// Splits the leading CRLF-terminated text line, if the input starts with one.
 fn take_line(i: &[u8]) -> Option<(&str, &[u8])> {
-    let window = &i[..i.len().min(MAX_COOKIE_LEN + 2)];
+    let window = i.get(..i.len().min(MAX_COOKIE_LEN + 2)).unwrap_or(i);
     let end = window.windows(2).position(|w| w == b"\r\n")?;
     let line = std::str::from_utf8(window.get(..end)?).ok()?;
     Some((line, i.get(end + 2..)?))
@@ -122,7 +126,10 @@ fn parse_cr_variable(i: &[u8]) -> ConnectionRequest<'_> {
     let mut correlation_id = None;
     if let Some((ty, flags, value)) = nego::parse_neg_struct(rest) {
         if ty == nego::TYPE_RDP_NEG_REQ {
-            neg_req = Some(NegReq { flags, requested: Protocols(value) });
+            neg_req = Some(NegReq {
+                flags,
+                requested: Protocols(value),
+            });
             rest = rest.get(8..).unwrap_or_default();
             correlation_id = parse_correlation_info(rest);
             if correlation_id.is_some() {
@@ -130,7 +137,12 @@ fn parse_cr_variable(i: &[u8]) -> ConnectionRequest<'_> {
             }
         }
     }
-    ConnectionRequest { routing, neg_req, correlation_id, trailing: rest.len() }
+    ConnectionRequest {
+        routing,
+        neg_req,
+        correlation_id,
+        trailing: rest.len(),
+    }
 }
 
 /// RDP_NEG_CORRELATION_INFO (MS-RDPBCGR 2.2.1.1.2): type 6, flags, length 36, 16-byte id, 16 reserved.
@@ -165,13 +177,16 @@ mod tests {
         let mut v = vec![0x27, 0xe0, 0, 0, 0, 0, 0]; // LI 39, CR, dst-ref, src-ref, class 0
         v.extend_from_slice(b"Cookie: mstshash=FTBCO\\A70\r\n");
         v.extend_from_slice(&[0x01, 0x00, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00]); // NEG_REQ SSL
+        v[0] = (v.len() - 1) as u8;
         v
     }
 
     #[test]
     fn parses_cookie_and_neg_req() {
         let cr = cr_with_cookie();
-        let Ok(Tpdu::ConnectionRequest(req)) = parse_tpdu(&cr) else { panic!("not a CR") };
+        let Ok(Tpdu::ConnectionRequest(req)) = parse_tpdu(&cr) else {
+            panic!("not a CR")
+        };
         assert_eq!(req.routing, Some(RoutingInfo::Cookie("FTBCO\\A70")));
         assert_eq!(req.requested(), Protocols(1));
         assert_eq!(req.trailing, 0);
@@ -192,21 +207,31 @@ mod tests {
         let mut v = vec![0x00, 0xe0, 0, 0, 0, 0, 0];
         v.extend_from_slice(b"Cookie: msts=3640205228.15629.0000\r\n");
         v[0] = (v.len() - 1) as u8;
-        let Ok(Tpdu::ConnectionRequest(req)) = parse_tpdu(&v) else { panic!() };
+        let Ok(Tpdu::ConnectionRequest(req)) = parse_tpdu(&v) else {
+            panic!()
+        };
         assert!(matches!(req.routing, Some(RoutingInfo::RoutingToken(_))));
         // A CR with only RDP_NEG_REQ (zeek/rdp-no-cookie-mstshash.pcap).
-        let v = [0x0e, 0xe0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x08, 0x00, 0x0b, 0, 0, 0];
-        let Ok(Tpdu::ConnectionRequest(req)) = parse_tpdu(&v) else { panic!() };
+        let v = [
+            0x0e, 0xe0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x08, 0x00, 0x0b, 0, 0, 0,
+        ];
+        let Ok(Tpdu::ConnectionRequest(req)) = parse_tpdu(&v) else {
+            panic!()
+        };
         assert_eq!(req.routing, None);
         assert_eq!(req.requested(), Protocols(0xb));
     }
 
     #[test]
     fn confirm_with_failure_and_legacy_confirm() {
-        let cc = [0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x03, 0, 0x08, 0, 0x02, 0, 0, 0];
+        let cc = [
+            0x0e, 0xd0, 0, 0, 0x12, 0x34, 0, 0x03, 0, 0x08, 0, 0x02, 0, 0, 0,
+        ];
         assert_eq!(
             parse_tpdu(&cc),
-            Ok(Tpdu::ConnectionConfirm(Some(NegResult::Failure(nego::FailureCode(2)))))
+            Ok(Tpdu::ConnectionConfirm(Some(NegResult::Failure(
+                nego::FailureCode(2)
+            ))))
         );
         assert_eq!(parse_tpdu(&cc[..7]), Ok(Tpdu::ConnectionConfirm(None)));
         assert!(parse_tpdu(&cc[..6]).is_err());
@@ -214,8 +239,14 @@ mod tests {
 
     #[test]
     fn data_and_disconnect() {
-        assert_eq!(parse_tpdu(&[0x02, 0xf0, 0x80, 0x7f, 0x65]), Ok(Tpdu::Data(&[0x7f, 0x65])));
-        assert_eq!(parse_tpdu(&[0x06, 0x80, 0, 0, 0, 0, 0]), Ok(Tpdu::DisconnectRequest(0)));
+        assert_eq!(
+            parse_tpdu(&[0x02, 0xf0, 0x80, 0x7f, 0x65]),
+            Ok(Tpdu::Data(&[0x7f, 0x65]))
+        );
+        assert_eq!(
+            parse_tpdu(&[0x06, 0x80, 0, 0, 0, 0, 0]),
+            Ok(Tpdu::DisconnectRequest(0))
+        );
         assert!(parse_tpdu(&[0x02]).is_err());
     }
 }

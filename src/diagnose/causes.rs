@@ -1,0 +1,128 @@
+//! The cause codes and their remedies: one table, the single source for code, README and
+//! reports. Codes are stable: scripts match on them.
+
+/// A cause code with its generic one-line meaning and the remedy an administrator can act on.
+pub struct CauseInfo {
+    /// snake_case code.
+    pub code: &'static str,
+    /// What the cause means in general.
+    pub meaning: &'static str,
+    /// What to do.
+    pub remedy: &'static str,
+}
+
+macro_rules! causes {
+    ($($code:literal => $meaning:literal, $remedy:literal;)*) => {
+        /// Every cause rdpdiag can report.
+        pub const CAUSES: &[CauseInfo] = &[$(CauseInfo { code: $code, meaning: $meaning, remedy: $remedy }),*];
+    };
+}
+
+causes! {
+    "no_answer_to_syn" => "the server never answered the TCP SYN",
+    "Check that the server is up and reachable, that TCP 3389 (or the configured port) is allowed by every firewall on the path and on the host (Windows Defender Firewall rule 'Remote Desktop - User Mode (TCP-In)'), and that the address and port are right; test with 'Test-NetConnection HOST -Port 3389' or 'psping HOST:3389'.";
+    "port_closed" => "the server host refused the connection (RST to the SYN): nothing listens on the port",
+    "Enable Remote Desktop on the server (fDenyTSConnections=0), check that the TermService service runs and listens ('netstat -ano | findstr 3389', 'qwinsta' shows rdp-tcp Listen), and that the client uses the port the listener is configured for (PortNumber under ...\\WinStations\\RDP-Tcp).";
+    "icmp_port_unreachable" => "an ICMP port-unreachable came back for the connection: a host or firewall rejected it",
+    "A firewall rejects TCP 3389 with ICMP (e.g. an iptables REJECT rule) or nothing listens: allow the port on the firewall named by the ICMP sender, or start the RDP listener.";
+    "icmp_host_unreachable" => "a router reported the server host unreachable",
+    "The server is down or not reachable from the router that sent the ICMP error: check the host, its ARP/neighbour entry and the route towards it.";
+    "icmp_network_unreachable" => "a router has no route to the server's network",
+    "Fix routing (VPN, static routes, default gateway) between the client and the server's network; the ICMP sender is the router without a route.";
+    "icmp_admin_prohibited" => "a firewall explicitly prohibited the connection (ICMP administratively prohibited)",
+    "A firewall or ACL on the path blocks RDP: allow TCP 3389 from the client's address on the device that sent the ICMP error.";
+    "icmp_unreachable" => "an ICMP destination-unreachable error ended the connection",
+    "Check routing and firewalls at the device that sent the ICMP error for traffic to the server's RDP port.";
+    "icmp_time_exceeded" => "the packets looped or exceeded their hop limit (ICMP time exceeded)",
+    "Look for a routing loop between the client and the server near the router that sent the ICMP error.";
+    "handshake_not_completed" => "the server answered the SYN but the client never completed the TCP handshake",
+    "Usually a half-open port scan. If a real client was connecting, a firewall on the client's side drops the server's SYN+ACK: check asymmetric routing and stateful firewalls on the return path.";
+    "client_closed_without_request" => "the client connected and closed without sending an RDP request",
+    "Typical of port checks and load-balancer health probes; nothing to fix unless a real client was expected here.";
+    "not_rdp_client" => "the client did not speak RDP: its first bytes are not an X.224 Connection Request",
+    "Another protocol or a scanner was sent to the RDP port; nothing to fix on the RDP server unless the client is yours, in which case point it at the right service.";
+    "server_closed_after_accept" => "the server accepted the TCP connection and closed it before any RDP exchange",
+    "Something other than a healthy RDP listener owns the port, or the host drops connections at once (connection limit, IP restriction, crashing service): check the service on the port and the server's event logs (TerminalServices-RemoteConnectionManager).";
+    "not_rdp_service" => "the server answered with bytes that are not RDP: another service listens on the port",
+    "Another program owns the port (see 'netstat -ano' on the server) or the client targets the wrong port: move the other service or point the client at the RDP listener's port.";
+    "server_closed_after_x224_request" => "the server closed the connection on receiving the X.224 Connection Request",
+    "The RDP listener rejected the request before negotiating: check the listener's security layer and certificate configuration, the connection limits and IP restrictions, and the server's RemoteDesktopServices event logs; an RD Gateway/load balancer in front may also drop unknown cookies or routing tokens.";
+    "server_silent_after_x224_request" => "the server never answered the X.224 Connection Request",
+    "The listener accepted the TCP connection but RDP did not respond: the Remote Desktop Services service may be hung (restart TermService), or a middlebox swallows the request; check the server's event logs.";
+    "neg_failure_ssl_required_by_server" => "the server requires TLS (or CredSSP) but the client asked for Standard RDP Security only",
+    "Let the client negotiate TLS/NLA (mstsc does by default; FreeRDP: /sec:tls or /sec:nla), or, if the server is meant to allow legacy clients, set its security layer to Negotiate.";
+    "neg_failure_ssl_not_allowed_by_server" => "the server allows only Standard RDP Security but the client asked for TLS/NLA only",
+    "Set the server's security layer to Negotiate or SSL (GPO 'Require use of specific security layer for remote (RDP) connections', or xrdp security_layer=negotiate), or allow the client to fall back to RDP security (FreeRDP: /sec:rdp).";
+    "neg_failure_ssl_cert_not_on_server" => "the server has no certificate for TLS",
+    "Give the RDP listener a valid certificate (delete the broken self-signed one in 'Remote Desktop' certificate store and restart TermService, or fix SSLCertificateSHA1Hash), and check MachineKeys permissions.";
+    "neg_failure_inconsistent_flags" => "the server found the client's negotiation flags inconsistent",
+    "Update the client; if a proxy or gateway rewrites the X.224 request, check its configuration.";
+    "neg_failure_hybrid_required_by_server" => "the server requires Network Level Authentication (CredSSP) but the client did not offer it",
+    "Use a client with NLA enabled (mstsc: 'enablecredsspsupport:i:1'; FreeRDP: /sec:nla), or disable 'Require user authentication for remote connections by using Network Level Authentication' on the server.";
+    "neg_failure_ssl_with_user_auth_required_by_server" => "the server requires TLS with client certificate authentication",
+    "Configure the client with a certificate for authentication, or relax the server's security layer requirement.";
+    "neg_failure_unknown" => "the server refused the negotiation with an unknown failure code",
+    "Check the server's RDP security settings and event logs; the failure code is in the evidence.";
+    "tls_version_mismatch" => "client and server have no TLS version in common",
+    "Enable a common TLS version: on old servers install TLS 1.1/1.2 support for RDP (Windows 2008 R2: KB3080079) or re-enable TLS 1.0 under SCHANNEL\\Protocols; on the client allow the server's version (FreeRDP: /tls-seclevel:0 for old versions).";
+    "tls_no_shared_cipher" => "client and server have no TLS cipher suite in common",
+    "Align cipher suites: check the 'SSL Cipher Suite Order' policy and SCHANNEL cipher registry keys on the server, and the client's cipher list (FreeRDP /tls-ciphers); very old servers only offer RSA/CBC suites.";
+    "certificate_rejected_by_client" => "the client rejected the server's certificate",
+    "Give the server a certificate the clients trust (issued by the domain CA, name matching what users type), or have the user accept it; check expiry and the subject/issuer shown in the certificate details.";
+    "tls_alert_from_server" => "the server aborted the TLS handshake with an alert",
+    "See the alert description: check the server's SCHANNEL configuration (protocols, ciphers, certificate and its private key) and the System event log for SCHANNEL errors.";
+    "tls_alert_from_client" => "the client aborted the TLS handshake with an alert",
+    "See the alert description: the client did not accept the server's TLS parameters or certificate.";
+    "server_closed_after_client_hello" => "the server closed the connection on receiving the TLS ClientHello",
+    "The server could not start TLS: typically its certificate or private key is missing or unreadable (MachineKeys permissions, expired or corrupt self-signed certificate) or no TLS version/cipher matches; check SCHANNEL events and the RDP certificate.";
+    "client_closed_during_tls_handshake" => "the client gave up during the TLS handshake",
+    "The client did not accept the server's TLS parameters or certificate; compare the offered and chosen versions and ciphers in the details.";
+    "client_closed_after_tls_handshake" => "the client closed right after the TLS handshake without sending anything",
+    "Typical of certificate checks and scanners; for a real client, the server's certificate was not trusted (name mismatch, unknown CA, expired) or its NLA/CredSSP settings do not match.";
+    "nla_authentication_failed" => "NLA (CredSSP) authentication failed: the server ended the connection after the client's credentials",
+    "Check the user name and password, whether the account is locked, disabled or expired, or must change its password, and that the user may log on through Remote Desktop Services; the server's Security log (event 4625) names the reason. Decrypting with a key log shows the CredSSP error code.";
+    "credssp_aborted_by_client" => "the client abandoned the NLA (CredSSP) exchange",
+    "The client stopped NLA before authenticating: a credentials prompt that was cancelled, a CredSSP 'encryption oracle remediation' policy mismatch between patched and unpatched machines, or an untrusted server identity. Check the client-side message and the AllowEncryptionOracle policy on both sides.";
+    "mcs_connect_rejected" => "the server rejected the MCS Connect Initial",
+    "The server refused the client's settings (channels, resolution, encryption method): check client and server encryption levels (FIPS) and the server's event logs.";
+    "server_closed_during_setup" => "the server closed the connection during the RDP connection sequence",
+    "The server ended the connection before the session started: check licensing (RD Licensing server reachable, CALs), the user's right to log on through Remote Desktop Services, session limits and the server's RemoteDesktopServices event logs.";
+    "client_closed_during_setup" => "the client closed the connection during the RDP connection sequence",
+    "The client gave up before the session started: see the client's error message; decryption with a key log shows the last PDU exchanged.";
+    "licensing_failed" => "RDP licensing failed",
+    "Make sure an RD Licensing server is configured and reachable with available CALs (0x101/0x102), or that the deployment is within its grace period.";
+    "server_error_info" => "the server reported an error (Set Error Info) and disconnected",
+    "See the errorInfo code in the summary: it is the 'extended error code' the client shows.";
+    "session_ended_normally" => "the session ended by the user's own logoff or disconnect",
+    "Nothing to fix.";
+    "session_ended_by_server" => "the server ended the established session",
+    "The reason is in the server's Set Error Info PDU, encrypted here: a user logoff, an idle or session time limit, or an administrator's disconnect. Check session time-limit policies and the server's event logs, or decrypt with a key log.";
+    "session_closed_by_client" => "the session was established and the client closed it",
+    "Nothing to fix: the client ended an established session.";
+    "session_reset_by_server" => "the server cut the established session abruptly",
+    "The server (or a middlebox impersonating it) reset or closed the session without an RDP disconnect: look for crashes or restarts of TermService, idle-session timeouts on firewalls/NAT, or network devices resetting long connections.";
+    "session_in_progress" => "the session was running when the capture ended",
+    "Nothing to fix.";
+    "mtu_black_hole" => "large packets were retransmitted and never acknowledged while small ones got through: a path MTU black hole",
+    "Somewhere on the path a link with a smaller MTU drops full-size packets and ICMP 'fragmentation needed' does not come back (blocked): allow ICMP type 3 code 4 / ICMPv6 packet-too-big, enable MSS clamping on the VPN or tunnel, or lower the MTU on the server or client interface.";
+    "stall_retransmissions" => "the connection stalled: data was retransmitted without being acknowledged",
+    "Packets stopped getting through in one direction: check for a firewall or NAT state that expired, link loss, or a peer that stopped responding; the retransmitting side and the evidence frames show where.";
+    "capture_started_mid_connection" => "the capture started after the connection was set up and shows too little to judge",
+    "Capture from before the client connects to see the whole connection sequence.";
+    "capture_ended" => "the capture ended before the connection showed an outcome",
+    "Capture for longer, until the client shows its error or the session starts.";
+    "connection_closed_by_client" => "the client closed the connection",
+    "The client ended the connection at this phase; its own error message says why.";
+    "connection_closed_by_server" => "the server closed the connection",
+    "The server ended the connection at this phase: check its RemoteDesktopServices and SCHANNEL event logs.";
+}
+
+/// The table entry for `code`.
+pub fn cause_info(code: &str) -> Option<&'static CauseInfo> {
+    CAUSES.iter().find(|c| c.code == code)
+}
+
+/// The remedy for `code` (empty for an unknown code).
+pub fn remedy(code: &str) -> &'static str {
+    cause_info(code).map_or("", |c| c.remedy)
+}

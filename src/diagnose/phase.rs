@@ -1,0 +1,64 @@
+//! The furthest phase a connection reached, seen or inferred from encrypted traffic.
+
+use super::verdict::Phase;
+use crate::flow::{ConnMeta, TcpStats};
+use crate::session::SessionRecord;
+
+/// Server-to-client TLS application bytes above which an encrypted connection is taken to
+/// have reached the session (CredSSP and the connection sequence are far smaller).
+pub const SESSION_BYTES_S2C: u64 = 16 * 1024;
+/// Application data records (both directions) needed as well.
+pub const SESSION_RECORDS: u64 = 16;
+
+/// The furthest phase and whether it was inferred rather than seen.
+pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Phase, bool) {
+    let d = &s.details;
+    let t = &d.tls;
+    let m = &d.mcs;
+    if m.client_info.is_some()
+        || m.licensing_pdus > 0
+        || m.fastpath_pdus.iter().any(|n| *n > 0)
+        || m.set_error_info.is_some()
+    {
+        return (Phase::RdpSession, false);
+    }
+    let app_total = t.app_records[0] + t.app_records[1];
+    let tls_started = t.client_hello.is_some() || app_total > 0;
+    let tls_up =
+        t.established() || (t.client_hello.is_none() && t.app_records.iter().all(|n| *n > 0));
+    if tls_up && t.app_bytes[1] >= SESSION_BYTES_S2C && app_total >= SESSION_RECORDS {
+        return (Phase::RdpSession, true);
+    }
+    if m.connect_initial.is_some() || m.connect_response.is_some() {
+        return (Phase::McsConnect, false);
+    }
+    let selected = d.nego.selected;
+    if tls_up && t.app_records[0] > 0 {
+        match selected {
+            Some(p) if p.uses_credssp() => return (Phase::Credssp, false),
+            // TLS without NLA: the client's first application data is the MCS Connect Initial.
+            Some(_) => return (Phase::McsConnect, true),
+            None => {}
+        }
+    }
+    if tls_up {
+        return (Phase::TlsEstablished, false);
+    }
+    if tls_started {
+        return (Phase::TlsHandshake, false);
+    }
+    if d.nego.confirm_frame.is_some() {
+        return (Phase::X224Confirm, false);
+    }
+    if d.nego.request_frame.is_some() {
+        return (Phase::X224Request, false);
+    }
+    let both_ways = tcp.packets[0] > 0 && tcp.packets[1] > 0;
+    if tcp.established.is_some()
+        || (!meta.saw_syn && both_ways)
+        || (!tcp.syn_ack.is_empty() && tcp.payload_bytes[0] > 0)
+    {
+        return (Phase::TcpEstablished, false);
+    }
+    (Phase::TcpSyn, false)
+}

@@ -1,0 +1,144 @@
+//! The stable vocabulary of a verdict (documented in README.md: scripts depend on it).
+
+use serde::Serialize;
+
+/// The furthest phase a connection reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// A SYN was seen; the TCP handshake never completed.
+    TcpSyn,
+    /// TCP connected; no X.224 request.
+    TcpEstablished,
+    /// X.224 Connection Request sent; no confirm.
+    X224Request,
+    /// X.224 Connection Confirm received (including a negotiation failure).
+    X224Confirm,
+    /// TLS ClientHello sent; handshake not finished.
+    TlsHandshake,
+    /// TLS handshake finished.
+    TlsEstablished,
+    /// CredSSP (NLA) exchange under way.
+    Credssp,
+    /// MCS Connect Initial sent.
+    McsConnect,
+    /// The RDP session is running (Client Info, licensing or session data seen or inferred).
+    RdpSession,
+}
+
+impl Phase {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::TcpSyn => "tcp_syn",
+            Phase::TcpEstablished => "tcp_established",
+            Phase::X224Request => "x224_request",
+            Phase::X224Confirm => "x224_confirm",
+            Phase::TlsHandshake => "tls_handshake",
+            Phase::TlsEstablished => "tls_established",
+            Phase::Credssp => "credssp",
+            Phase::McsConnect => "mcs_connect",
+            Phase::RdpSession => "rdp_session",
+        }
+    }
+}
+
+/// How the connection turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Session established and closed by the client or still running.
+    Success,
+    /// Every other end.
+    Failure,
+    /// The capture does not show enough to tell.
+    Incomplete,
+}
+
+/// The side whose decision ended the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    /// The client.
+    Client,
+    /// The server.
+    Server,
+    /// A router or firewall on the path (ICMP error).
+    Network,
+    /// Nobody: still open when the capture ended.
+    None,
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    /// TCP reset.
+    Rst,
+    /// TCP FIN.
+    Fin,
+    /// ICMP error.
+    Icmp,
+    /// RDP_NEG_FAILURE.
+    NegFailure,
+    /// TLS alert.
+    TlsAlert,
+    /// X.224 Disconnect Request.
+    X224Disconnect,
+    /// MCS Disconnect Provider Ultimatum.
+    McsDisconnect,
+    /// Silence until the capture ended, or retries gave up.
+    Timeout,
+    /// Still open when the capture ended.
+    CaptureEnd,
+}
+
+/// How sure the diagnosis is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Inferred from sizes and timing of encrypted traffic.
+    Low,
+    /// Inferred from a typical pattern.
+    Medium,
+    /// Shown by the packets themselves.
+    High,
+}
+
+/// One frame backing a verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Wireshark frame number.
+    pub frame: u64,
+    /// RFC 3339 time of the frame.
+    pub time: String,
+    /// What it shows.
+    pub what: String,
+}
+
+/// The diagnosis of one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Furthest phase reached.
+    pub phase: Phase,
+    /// Whether `phase` was inferred from encrypted traffic rather than seen.
+    pub phase_inferred: bool,
+    /// Success, failure or incomplete.
+    pub outcome: Outcome,
+    /// Who decided the end.
+    pub ended_by: EndedBy,
+    /// How it ended.
+    pub end: End,
+    /// Stable snake_case cause code.
+    pub cause: &'static str,
+    /// One sentence saying what happened.
+    pub summary: String,
+    /// What an administrator can do about it.
+    pub remedy: &'static str,
+    /// How sure the diagnosis is.
+    pub confidence: Confidence,
+    /// The frames that show it.
+    pub evidence: Vec<Evidence>,
+    /// Other observations (capture loss, retransmissions, limits hit).
+    pub notes: Vec<String>,
+}

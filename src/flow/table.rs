@@ -1,0 +1,416 @@
+//! The connection table: finds a packet's connection, orients it, updates TCP state and
+//! feeds the reassemblers; expires connections by capture time.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::reassembly::{Reassembler, SegmentKind, StreamSink, DEFAULT_MAX_BUFFERED};
+use super::{
+    ConnMeta, ConnectionObserver, Dir, FrameRef, Retransmit, TcpEvent, TcpStats,
+    MAX_FRAMES_PER_KIND,
+};
+use crate::capture::Timestamp;
+use crate::decode::{tcp_flags, IcmpError, TcpSegment};
+
+/// Settings of the connection table.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    /// Ports whose TCP connections are RDP candidates even without content evidence.
+    pub rdp_ports: Vec<u16>,
+    /// An open connection silent this long (capture time) is finished as idle.
+    pub idle_timeout_ns: i64,
+    /// A closed connection (RST, or FIN both ways) is finished after this much silence.
+    pub closed_linger_ns: i64,
+    /// Cap on buffered out-of-order bytes per direction.
+    pub max_buffered_per_dir: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            rdp_ports: vec![3389],
+            idle_timeout_ns: 600 * 1_000_000_000,
+            closed_linger_ns: 30 * 1_000_000_000,
+            max_buffered_per_dir: DEFAULT_MAX_BUFFERED,
+        }
+    }
+}
+
+/// Why a connection left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// Closed by RST or FIN in both directions, then quiet.
+    Closed,
+    /// Silent past the idle timeout.
+    Idle,
+    /// The capture ended.
+    CaptureEnd,
+    /// A new connection reused its addresses and ports.
+    PortReuse,
+}
+
+/// A connection leaving the table, with everything known about it.
+#[derive(Debug)]
+pub struct FinishedConnection<O> {
+    /// Who talks to whom.
+    pub meta: ConnMeta,
+    /// TCP metadata.
+    pub tcp: TcpStats,
+    /// The observer (session state).
+    pub observer: O,
+    /// Why it left.
+    pub reason: FinishReason,
+}
+
+type Key = (SocketAddr, SocketAddr);
+
+fn key(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+struct Conn<O> {
+    meta: ConnMeta,
+    tcp: TcpStats,
+    observer: O,
+    streams: [Reassembler; 2],
+    client_isn: Option<u32>,
+    server_isn: Option<u32>,
+    last_ts: Timestamp,
+}
+
+impl<O> Conn<O> {
+    fn closed(&self) -> bool {
+        self.tcp.rst.iter().any(Option::is_some) || self.tcp.fin.iter().all(Option::is_some)
+    }
+
+    fn finish(self, reason: FinishReason) -> FinishedConnection<O> {
+        FinishedConnection {
+            meta: self.meta,
+            tcp: self.tcp,
+            observer: self.observer,
+            reason,
+        }
+    }
+}
+
+/// Adapts the observer to the reassembler's sink for one direction.
+struct DirSink<'a, O> {
+    observer: &'a mut O,
+    dir: Dir,
+    gaps: &'a mut u64,
+}
+
+impl<O: ConnectionObserver> StreamSink for DirSink<'_, O> {
+    fn data(&mut self, bytes: &[u8], frame: FrameRef) {
+        self.observer.data(self.dir, bytes, frame);
+    }
+    fn gap(&mut self, bytes: u64, frame: FrameRef) {
+        *self.gaps += bytes;
+        self.observer.gap(self.dir, bytes, frame);
+    }
+}
+
+/// The table of live TCP connections.
+pub struct FlowTable<O> {
+    config: FlowConfig,
+    conns: HashMap<Key, Conn<O>>,
+    last_sweep: Timestamp,
+    /// Connections created so far.
+    pub created: u64,
+}
+
+impl<O: ConnectionObserver> FlowTable<O> {
+    /// An empty table.
+    pub fn new(config: FlowConfig) -> Self {
+        FlowTable {
+            config,
+            conns: HashMap::new(),
+            last_sweep: Timestamp(i64::MIN),
+            created: 0,
+        }
+    }
+
+    /// Live connections.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    fn is_rdp_port(&self, port: u16) -> bool {
+        self.config.rdp_ports.contains(&port)
+    }
+
+    /// Processes one TCP segment. `new_observer` builds the observer of a new connection;
+    /// finished connections (port reuse) go to `done`.
+    pub fn tcp(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        vlan: Option<u16>,
+        seg: &TcpSegment<'_>,
+        frame: FrameRef,
+        new_observer: &mut dyn FnMut(&ConnMeta) -> O,
+        done: &mut dyn FnMut(FinishedConnection<O>),
+    ) {
+        let k = key(src, dst);
+        let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
+        if is_syn {
+            if let Some(c) = self.conns.get(&k) {
+                let same_attempt =
+                    c.meta.client == src && c.client_isn.map_or(true, |i| i == seg.seq);
+                if !same_attempt || (c.closed() && c.client_isn != Some(seg.seq)) {
+                    if let Some(old) = self.conns.remove(&k) {
+                        done(old.finish(FinishReason::PortReuse));
+                    }
+                }
+            }
+        }
+        if !self.conns.contains_key(&k) {
+            let interesting = is_syn
+                || !seg.payload.is_empty()
+                || self.is_rdp_port(src.port())
+                || self.is_rdp_port(dst.port());
+            if !interesting {
+                return;
+            }
+            let client_is_src = self.orient(src, dst, seg);
+            let (client, server) = if client_is_src {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
+            let meta = ConnMeta {
+                client,
+                server,
+                vlan,
+                first: frame,
+                saw_syn: is_syn,
+            };
+            let observer = new_observer(&meta);
+            let max = self.config.max_buffered_per_dir;
+            self.created += 1;
+            self.conns.insert(
+                k,
+                Conn {
+                    meta,
+                    tcp: TcpStats::default(),
+                    observer,
+                    streams: [Reassembler::new(max), Reassembler::new(max)],
+                    client_isn: None,
+                    server_isn: None,
+                    last_ts: frame.ts,
+                },
+            );
+        }
+        let Some(c) = self.conns.get_mut(&k) else {
+            return;
+        };
+        Self::update(c, src, seg, frame);
+        if frame.ts.nanos_since(self.last_sweep) > 1_000_000_000 {
+            self.sweep(frame.ts, done);
+        }
+    }
+
+    /// Decides whether the sender of a connection's first seen segment is the client.
+    fn orient(&self, src: SocketAddr, dst: SocketAddr, seg: &TcpSegment<'_>) -> bool {
+        if seg.has(tcp_flags::SYN) {
+            return !seg.has(tcp_flags::ACK);
+        }
+        let (src_rdp, dst_rdp) = (self.is_rdp_port(src.port()), self.is_rdp_port(dst.port()));
+        if dst_rdp != src_rdp {
+            return dst_rdp;
+        }
+        // An X.224 Connection Request is sent by the client.
+        if seg.payload.len() > 5 && seg.payload[0] == 3 && seg.payload[5] & 0xf0 == 0xe0 {
+            return true;
+        }
+        // Otherwise the lower port is taken to be the server's.
+        dst.port() <= src.port()
+    }
+
+    fn update(c: &mut Conn<O>, src: SocketAddr, seg: &TcpSegment<'_>, frame: FrameRef) {
+        let dir = if src == c.meta.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let d = dir.index();
+        c.last_ts = frame.ts;
+        c.tcp.last = Some(frame);
+        c.tcp.packets[d] += 1;
+        let syn = seg.has(tcp_flags::SYN);
+        if syn && !seg.has(tcp_flags::ACK) && dir == Dir::ToServer {
+            let retransmit = !c.tcp.syn.is_empty();
+            if c.tcp.syn.len() < MAX_FRAMES_PER_KIND {
+                c.tcp.syn.push(frame);
+            }
+            c.client_isn = Some(seg.seq);
+            c.streams[0].set_isn(seg.seq);
+            c.observer
+                .tcp_event(TcpEvent::Syn { retransmit }, dir, frame);
+        } else if syn && seg.has(tcp_flags::ACK) && dir == Dir::ToClient {
+            let retransmit = !c.tcp.syn_ack.is_empty();
+            if c.tcp.syn_ack.len() < MAX_FRAMES_PER_KIND {
+                c.tcp.syn_ack.push(frame);
+            }
+            c.server_isn = Some(seg.seq);
+            c.streams[1].set_isn(seg.seq);
+            c.observer
+                .tcp_event(TcpEvent::SynAck { retransmit }, dir, frame);
+        }
+        if seg.has(tcp_flags::ACK) {
+            let peer = dir.reverse().index();
+            if !syn
+                && dir == Dir::ToServer
+                && c.tcp.established.is_none()
+                && c.server_isn
+                    .is_some_and(|isn| seg.ack == isn.wrapping_add(1))
+            {
+                c.tcp.established = Some(frame);
+                c.observer.tcp_event(TcpEvent::Established, dir, frame);
+            }
+            let newer =
+                c.tcp.highest_ack[peer].map_or(true, |a| (seg.ack.wrapping_sub(a) as i32) > 0);
+            if newer {
+                c.tcp.highest_ack[peer] = Some(seg.ack);
+            }
+            if !syn && !seg.has(tcp_flags::RST) {
+                let stream = &mut c.streams[peer];
+                let mut sink = DirSink {
+                    observer: &mut c.observer,
+                    dir: dir.reverse(),
+                    gaps: &mut c.tcp.gap_bytes[peer],
+                };
+                stream.acked(seg.ack, frame, &mut sink);
+            }
+        }
+        if seg.window == 0 && !syn && !seg.has(tcp_flags::RST) {
+            c.tcp.zero_windows[d] += 1;
+            if c.tcp.zero_windows[d] == 1 {
+                c.observer.tcp_event(TcpEvent::ZeroWindow, dir, frame);
+            }
+        }
+        if !seg.payload.is_empty() && !syn {
+            let len = seg.payload.len() as u32;
+            c.tcp.payload_bytes[d] += u64::from(len);
+            c.tcp.max_payload[d] = c.tcp.max_payload[d].max(len);
+            c.tcp.last_data[d] = Some(frame);
+            let wanted = c.observer.wants_data(dir);
+            let stream = &mut c.streams[d];
+            stream.wanted = wanted;
+            let mut sink = DirSink {
+                observer: &mut c.observer,
+                dir,
+                gaps: &mut c.tcp.gap_bytes[d],
+            };
+            let kind = stream.segment(seg.seq, seg.payload, frame, &mut sink);
+            if kind == SegmentKind::Retransmission {
+                c.tcp.retransmissions[d] += 1;
+                if c.tcp.retransmits.len() < 2 * MAX_FRAMES_PER_KIND {
+                    c.tcp.retransmits.push(Retransmit {
+                        dir,
+                        frame,
+                        seq_end: seg.seq.wrapping_add(len),
+                        len,
+                    });
+                }
+                c.observer
+                    .tcp_event(TcpEvent::Retransmission { len }, dir, frame);
+            }
+        }
+        if seg.has(tcp_flags::FIN) {
+            if c.tcp.fin[d].is_none() {
+                c.tcp.fin[d] = Some(frame);
+                c.observer.tcp_event(TcpEvent::Fin, dir, frame);
+            }
+        }
+        if seg.has(tcp_flags::RST) {
+            if c.tcp.rst[d].is_none() {
+                c.tcp.rst[d] = Some(frame);
+            }
+            c.observer.tcp_event(TcpEvent::Rst, dir, frame);
+        }
+    }
+
+    /// Attaches an ICMP error to the connection it quotes, if that connection is live.
+    pub fn icmp(&mut self, error: &IcmpError, from: std::net::IpAddr, frame: FrameRef) {
+        if error.quoted_protocol != 6 {
+            return;
+        }
+        let qs = SocketAddr::new(error.quoted_src, error.quoted_src_port);
+        let qd = SocketAddr::new(error.quoted_dst, error.quoted_dst_port);
+        let Some(c) = self.conns.get_mut(&key(qs, qd)) else {
+            return;
+        };
+        let dir = if qs == c.meta.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        c.last_ts = frame.ts;
+        c.tcp.last = Some(frame);
+        if c.tcp.icmp.len() < MAX_FRAMES_PER_KIND {
+            c.tcp.icmp.push((frame, *error, from));
+        }
+        c.observer.tcp_event(
+            TcpEvent::Icmp {
+                error: *error,
+                from,
+            },
+            dir,
+            frame,
+        );
+    }
+
+    /// Finishes closed connections quiet for the linger time and open ones idle too long.
+    pub fn sweep(&mut self, now: Timestamp, done: &mut dyn FnMut(FinishedConnection<O>)) {
+        self.last_sweep = now;
+        let (idle, linger) = (self.config.idle_timeout_ns, self.config.closed_linger_ns);
+        let expired: Vec<(Key, FinishReason)> = self
+            .conns
+            .iter()
+            .filter_map(|(k, c)| {
+                let quiet = now.nanos_since(c.last_ts);
+                if c.closed() && quiet > linger {
+                    Some((*k, FinishReason::Closed))
+                } else if quiet > idle {
+                    Some((*k, FinishReason::Idle))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (k, reason) in expired {
+            if let Some(c) = self.conns.remove(&k) {
+                done(c.finish(reason));
+            }
+        }
+    }
+
+    /// Finishes every connection at the end of the capture, in order of first frame.
+    pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
+        let mut all: Vec<Conn<O>> = self.conns.drain().map(|(_, c)| c).collect();
+        all.sort_by_key(|c| c.meta.first.number);
+        for mut c in all {
+            let frame = c.tcp.last.unwrap_or(c.meta.first);
+            for dir in [Dir::ToServer, Dir::ToClient] {
+                let d = dir.index();
+                let mut sink = DirSink {
+                    observer: &mut c.observer,
+                    dir,
+                    gaps: &mut c.tcp.gap_bytes[d],
+                };
+                c.streams[d].flush_gap(frame, &mut sink);
+            }
+            done(c.finish(FinishReason::CaptureEnd));
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The report of one connection: the stable JSON object (documented in README.md).
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::diagnose::{Confidence, End, EndedBy, Evidence, Outcome, Phase};
+use crate::pipeline::Diagnosed;
+use crate::proto::{codes, tls};
+use crate::session::EventView;
+
+/// Options that change what a report shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportOptions {
+    /// Replace user names (cookie, client name) by a placeholder.
+    pub redact: bool,
+    /// Include the timeline.
+    pub timeline: bool,
+}
+
+/// "ip:port", IPv6 as "[addr]:port".
+pub fn endpoint(a: &SocketAddr) -> String {
+    a.to_string()
+}
+
+/// TLS facts of a connection.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TlsReport {
+    /// Versions the client offered.
+    pub versions_offered: Vec<String>,
+    /// Version the server chose.
+    pub version: Option<String>,
+    /// Cipher suite the server chose.
+    pub cipher: Option<String>,
+    /// Number of cipher suites the client offered.
+    pub ciphers_offered: usize,
+    /// Server name indication.
+    pub sni: Option<String>,
+    /// Alerts: frame, sender, level, description.
+    pub alerts: Vec<AlertReport>,
+    /// Server certificate (leaf).
+    pub certificate: Option<tls::CertSummary>,
+    /// Whether the handshake completed.
+    pub established: bool,
+    /// Application data records and bytes sent by the client / server.
+    pub app_records: [u64; 2],
+    /// Application data bytes (record lengths) sent by the client / server.
+    pub app_bytes: [u64; 2],
+}
+
+/// One TLS alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertReport {
+    /// Frame.
+    pub frame: u64,
+    /// "client" or "server".
+    pub from: &'static str,
+    /// "fatal", "warning" or "encrypted".
+    pub level: String,
+    /// Description name or "encrypted".
+    pub description: String,
+}
+
+/// MCS / GCC facts visible in clear.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct McsReport {
+    /// Client computer name (CS_CORE).
+    pub client_name: Option<String>,
+    /// Client build (CS_CORE).
+    pub client_build: Option<u32>,
+    /// Requested desktop size.
+    pub desktop: Option<String>,
+    /// Static virtual channels requested.
+    pub channels: Vec<String>,
+    /// MCS Connect Response result.
+    pub result: Option<String>,
+    /// Server RDP version (SC_CORE).
+    pub server_version: Option<String>,
+    /// Encryption method (SC_SECURITY).
+    pub encryption_method: Option<String>,
+    /// Encryption level (SC_SECURITY).
+    pub encryption_level: Option<String>,
+    /// Set Error Info value in clear.
+    pub error_info: Option<String>,
+    /// Licensing error alert.
+    pub license_error: Option<String>,
+}
+
+/// The JSON object of one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionReport {
+    /// Capture file.
+    pub file: String,
+    /// Client "ip:port".
+    pub client: String,
+    /// Server "ip:port".
+    pub server: String,
+    /// "tcp".
+    pub transport: &'static str,
+    /// 802.1Q VLAN id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// RFC 3339 time of the first frame.
+    pub start: String,
+    /// Seconds from the first to the last frame.
+    pub duration_s: f64,
+    /// First and last frame numbers.
+    pub first_frame: u64,
+    /// Last frame number.
+    pub last_frame: u64,
+    /// Packets client to server and server to client.
+    pub packets: [u64; 2],
+    /// Payload bytes client to server and server to client.
+    pub bytes: [u64; 2],
+    /// Furthest phase.
+    pub phase: Phase,
+    /// Whether the phase was inferred from encrypted traffic.
+    pub phase_inferred: bool,
+    /// success / failure / incomplete.
+    pub outcome: Outcome,
+    /// client / server / network / none.
+    pub ended_by: EndedBy,
+    /// How it ended.
+    pub end: End,
+    /// Stable cause code.
+    pub cause: &'static str,
+    /// What happened.
+    pub summary: String,
+    /// What to do.
+    pub remedy: &'static str,
+    /// How sure.
+    pub confidence: Confidence,
+    /// Frames that prove it.
+    pub evidence: Vec<Evidence>,
+    /// Other observations.
+    pub notes: Vec<String>,
+    /// `Cookie: mstshash=` value.
+    pub cookie: Option<String>,
+    /// Routing token.
+    pub routing_token: Option<String>,
+    /// requestedProtocols names, e.g. "SSL|HYBRID|HYBRID_EX".
+    pub requested_protocols: Option<String>,
+    /// RDP_NEG_REQ flags.
+    pub request_flags: Vec<&'static str>,
+    /// selectedProtocol name.
+    pub selected_protocol: Option<String>,
+    /// RDP_NEG_FAILURE code name.
+    pub failure_code: Option<String>,
+    /// Correlation id (hex).
+    pub correlation_id: Option<String>,
+    /// TLS facts.
+    pub tls: Option<TlsReport>,
+    /// MCS facts.
+    pub mcs: Option<McsReport>,
+    /// The timeline (with `--verbose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<EventView>>,
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl ConnectionReport {
+    /// Builds the report of `d` found in `file`.
+    pub fn new(file: &str, d: &Diagnosed, opts: ReportOptions) -> Self {
+        let r = &d.record;
+        let v = &d.verdict;
+        let det = &r.session.details;
+        let n = &det.nego;
+        let last = r.tcp.last.unwrap_or(r.meta.first);
+        let t = &det.tls;
+        let tls =
+            (t.client_hello.is_some() || t.app_records.iter().any(|x| *x > 0)).then(|| TlsReport {
+                versions_offered: t.client_hello.as_ref().map_or_else(Vec::new, |c| {
+                    c.versions.iter().map(|v| tls::version_name(*v)).collect()
+                }),
+                version: t
+                    .server_hello
+                    .as_ref()
+                    .map(|s| tls::version_name(s.version)),
+                cipher: t.server_hello.as_ref().map(|s| {
+                    tls::cipher_suite_name(s.cipher_suite)
+                        .map_or_else(|| format!("{:#06x}", s.cipher_suite), str::to_string)
+                }),
+                ciphers_offered: t.client_hello.as_ref().map_or(0, |c| c.cipher_suites.len()),
+                sni: t.client_hello.as_ref().and_then(|c| c.sni.clone()),
+                alerts: t
+                    .alerts
+                    .iter()
+                    .map(|a| AlertReport {
+                        frame: a.frame.number,
+                        from: a.from,
+                        level: a.level.clone(),
+                        description: a.description.clone(),
+                    })
+                    .collect(),
+                certificate: t.certificates.first().cloned(),
+                established: t.established(),
+                app_records: t.app_records,
+                app_bytes: t.app_bytes,
+            });
+        let m = &det.mcs;
+        let mcs = (m.connect_initial.is_some() || m.connect_response.is_some()).then(|| {
+            let core = m
+                .connect_initial
+                .as_ref()
+                .and_then(|c| c.client_core.as_ref());
+            let sec = m
+                .connect_response
+                .as_ref()
+                .and_then(|c| c.server_security.as_ref());
+            McsReport {
+                client_name: core.map(|c| {
+                    if opts.redact {
+                        REDACTED.to_string()
+                    } else {
+                        c.client_name.clone()
+                    }
+                }),
+                client_build: core.map(|c| c.client_build),
+                desktop: core.map(|c| format!("{}x{}", c.desktop_width, c.desktop_height)),
+                channels: m
+                    .connect_initial
+                    .as_ref()
+                    .map_or_else(Vec::new, |c| c.channels.clone()),
+                result: m
+                    .connect_response
+                    .as_ref()
+                    .map(|c| codes::mcs_result_name(c.result).to_string()),
+                server_version: m
+                    .connect_response
+                    .as_ref()
+                    .and_then(|c| c.server_core.as_ref())
+                    .map(|s| format!("{:#010x}", s.version)),
+                encryption_method: sec.map(|s| codes::encryption_method_name(s.encryption_method)),
+                encryption_level: sec
+                    .map(|s| codes::encryption_level_name(s.encryption_level).to_string()),
+                error_info: m.set_error_info.map(|c| {
+                    format!(
+                        "{} ({c:#x})",
+                        codes::error_info_name(c).unwrap_or("unknown")
+                    )
+                }),
+                license_error: m.license_error.map(|(c, _)| {
+                    codes::license_error_name(c)
+                        .unwrap_or("unknown")
+                        .to_string()
+                }),
+            }
+        });
+        ConnectionReport {
+            file: file.to_string(),
+            client: endpoint(&r.meta.client),
+            server: endpoint(&r.meta.server),
+            transport: "tcp",
+            vlan: r.meta.vlan,
+            start: r.meta.first.ts.rfc3339(),
+            duration_s: (last.ts.nanos_since(r.meta.first.ts) as f64 / 1e9 * 1e6).round() / 1e6,
+            first_frame: r.meta.first.number,
+            last_frame: last.number,
+            packets: r.tcp.packets,
+            bytes: r.tcp.payload_bytes,
+            phase: v.phase,
+            phase_inferred: v.phase_inferred,
+            outcome: v.outcome,
+            ended_by: v.ended_by,
+            end: v.end,
+            cause: v.cause,
+            summary: v.summary.clone(),
+            remedy: v.remedy,
+            confidence: v.confidence,
+            evidence: v.evidence.clone(),
+            notes: v.notes.clone(),
+            cookie: n.cookie.as_ref().map(|c| {
+                if opts.redact {
+                    REDACTED.to_string()
+                } else {
+                    c.clone()
+                }
+            }),
+            routing_token: n.routing_token.clone(),
+            requested_protocols: n.requested.map(|p| p.names()),
+            request_flags: n.request_flags.clone(),
+            selected_protocol: n.selected.map(|p| p.names()),
+            failure_code: n.failure.map(|f| f.to_string()),
+            correlation_id: n.correlation_id.clone(),
+            tls,
+            mcs,
+            timeline: opts
+                .timeline
+                .then(|| r.session.timeline.iter().map(EventView::from).collect()),
+        }
+    }
+}

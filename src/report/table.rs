@@ -1,0 +1,133 @@
+//! The human-readable table, followed by each connection's explanation.
+
+use std::io::{self, Write};
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+
+use super::{file_summary_line, ConnectionReport, ReportOptions};
+use crate::diagnose::{End, EndedBy, Outcome};
+use crate::pipeline::FileAnalysis;
+
+fn ended(by: EndedBy, end: End) -> String {
+    let by = match by {
+        EndedBy::Client => "client",
+        EndedBy::Server => "server",
+        EndedBy::Network => "network",
+        EndedBy::None => "-",
+    };
+    let end = serde_json::to_value(end)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!("{by} {end}")
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "ok",
+        Outcome::Failure => "FAIL",
+        Outcome::Incomplete => "?",
+    }
+}
+
+/// Writes `f` as a table of `width` columns, then one explanation per connection.
+/// `verbose` adds the evidence frames and the timeline of every connection.
+pub fn write_table(
+    out: &mut dyn Write,
+    f: &FileAnalysis,
+    width: u16,
+    verbose: bool,
+    opts: ReportOptions,
+) -> io::Result<()> {
+    let reports: Vec<ConnectionReport> = f
+        .connections
+        .iter()
+        .map(|d| ConnectionReport::new(&f.path, d, opts))
+        .collect();
+    if !reports.is_empty() {
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width)
+            .set_header(vec![
+                "#",
+                "start (UTC)",
+                "client -> server",
+                "phase",
+                "result",
+                "cause",
+                "ended by",
+                "frame",
+            ]);
+        for (i, r) in reports.iter().enumerate() {
+            let start = r.start.get(..23).unwrap_or(&r.start).replace('T', " ");
+            let key = r.evidence.last().map_or(r.last_frame, |e| e.frame);
+            table.add_row(vec![
+                Cell::new(i + 1).set_alignment(CellAlignment::Right),
+                Cell::new(start),
+                Cell::new(format!("{} -> {}", r.client, r.server)),
+                Cell::new(format!(
+                    "{}{}",
+                    r.phase.name(),
+                    if r.phase_inferred { "*" } else { "" }
+                )),
+                Cell::new(outcome_name(r.outcome)),
+                Cell::new(r.cause),
+                Cell::new(ended(r.ended_by, r.end)),
+                Cell::new(key).set_alignment(CellAlignment::Right),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+        if reports.iter().any(|r| r.phase_inferred) {
+            writeln!(out, "* phase inferred from the sizes of encrypted records")?;
+        }
+    }
+    for (i, r) in reports.iter().enumerate() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "#{} {} -> {}  [{}, {:?} confidence]",
+            i + 1,
+            r.client,
+            r.server,
+            r.cause,
+            r.confidence
+        )?;
+        writeln!(out, "   {}", r.summary)?;
+        if r.outcome != Outcome::Success {
+            writeln!(out, "   what to do: {}", r.remedy)?;
+        }
+        if verbose {
+            writeln!(out, "   evidence:")?;
+            for e in &r.evidence {
+                writeln!(out, "     frame {:>7}  {}  {}", e.frame, e.time, e.what)?;
+            }
+            for n in &r.notes {
+                writeln!(out, "   note: {n}")?;
+            }
+            if let Some(tl) = &r.timeline {
+                writeln!(out, "   timeline:")?;
+                let t0 = f.connections[i].record.meta.first.ts;
+                for (ev, e) in tl.iter().zip(&f.connections[i].record.session.timeline) {
+                    let rel = e.frame.ts.nanos_since(t0) as f64 / 1e9;
+                    let arrow = match ev.from {
+                        "client" => "C->S",
+                        "server" => "S->C",
+                        _ => "    ",
+                    };
+                    writeln!(
+                        out,
+                        "     frame {:>7}  +{rel:>9.3}s  {arrow}  {}",
+                        ev.frame, ev.what
+                    )?;
+                }
+            }
+        } else if let Some(n) = r.notes.first() {
+            writeln!(out, "   note: {n}")?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", file_summary_line(f))
+}

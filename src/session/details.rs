@@ -1,0 +1,169 @@
+//! Parsed facts of a connection, accumulated by the session state machine.
+
+use serde::Serialize;
+
+use crate::flow::{Dir, FrameRef};
+use crate::proto::mcs::{ConnectInitial, ConnectResponse};
+use crate::proto::nego::{FailureCode, Protocols};
+use crate::proto::tls::{CertSummary, ClientHello, ServerHello};
+
+/// Most TLS records kept in the record log.
+pub const MAX_RECORD_LOG: usize = 48;
+
+/// What the X.224 negotiation showed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NegotiationDetails {
+    /// `Cookie: mstshash=` value (usually a user name).
+    pub cookie: Option<String>,
+    /// Routing token line (`Cookie: msts=...`, `tsv://...`).
+    pub routing_token: Option<String>,
+    /// requestedProtocols (`None` if no Connection Request seen).
+    pub requested: Option<Protocols>,
+    /// Whether the request carried RDP_NEG_REQ.
+    pub has_neg_req: bool,
+    /// RDP_NEG_REQ flag names.
+    pub request_flags: Vec<&'static str>,
+    /// Correlation id in hex.
+    pub correlation_id: Option<String>,
+    /// selectedProtocol of RDP_NEG_RSP.
+    pub selected: Option<Protocols>,
+    /// RDP_NEG_RSP flag names.
+    pub response_flags: Vec<&'static str>,
+    /// failureCode of RDP_NEG_FAILURE.
+    pub failure: Option<FailureCode>,
+    /// A Connection Confirm without negotiation data (legacy server).
+    pub legacy_confirm: bool,
+    /// Frame of the Connection Request.
+    pub request_frame: Option<FrameRef>,
+    /// Frame of the Connection Confirm.
+    pub confirm_frame: Option<FrameRef>,
+}
+
+/// One TLS alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRecord {
+    /// Frame.
+    pub frame: FrameRef,
+    /// "client" or "server".
+    pub from: &'static str,
+    /// Level name, or "encrypted".
+    pub level: String,
+    /// Description name, or "encrypted".
+    pub description: String,
+    /// Description code (None when encrypted).
+    pub code: Option<u8>,
+}
+
+/// A TLS record after the handshake's plaintext part: sizes and timing only.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RecordLog {
+    /// Sender.
+    pub dir: Dir,
+    /// Frame completing it.
+    pub frame: FrameRef,
+    /// Content type.
+    pub content_type: u8,
+    /// Record length.
+    pub len: u16,
+}
+
+/// What the TLS layer showed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsDetails {
+    /// The ClientHello.
+    pub client_hello: Option<ClientHello>,
+    /// The ServerHello.
+    pub server_hello: Option<ServerHello>,
+    /// The server certificate chain (TLS 1.2 and earlier).
+    pub certificates: Vec<CertSummary>,
+    /// Alerts in order.
+    pub alerts: Vec<AlertRecord>,
+    /// ChangeCipherSpec per direction.
+    #[serde(skip)]
+    pub ccs: [Option<FrameRef>; 2],
+    /// Frame of the ClientHello / ServerHello / Certificate / ServerHelloDone.
+    #[serde(skip)]
+    pub hello_frames: [Option<FrameRef>; 4],
+    /// Application data records per direction.
+    pub app_records: [u64; 2],
+    /// Application data bytes per direction (record lengths).
+    pub app_bytes: [u64; 2],
+    /// First application data record per direction.
+    #[serde(skip)]
+    pub first_app: [Option<FrameRef>; 2],
+    /// Last application data record per direction.
+    #[serde(skip)]
+    pub last_app: [Option<FrameRef>; 2],
+    /// The first records after the plaintext handshake, in order.
+    #[serde(skip)]
+    pub record_log: Vec<RecordLog>,
+}
+
+impl TlsDetails {
+    /// Whether the server chose TLS 1.3.
+    pub fn is_tls13(&self) -> bool {
+        self.server_hello
+            .as_ref()
+            .is_some_and(|s| s.version == 0x0304)
+    }
+
+    /// Whether the handshake completed (both Finished sent).
+    pub fn established(&self) -> bool {
+        if self.is_tls13() {
+            self.app_records[0] > 0 && self.app_records[1] > 0
+        } else {
+            self.ccs[0].is_some() && self.ccs[1].is_some()
+        }
+    }
+}
+
+/// What the MCS / RDP layers showed in clear (Standard RDP Security).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct McsDetails {
+    /// MCS Connect Initial with the client's GCC blocks.
+    pub connect_initial: Option<ConnectInitial>,
+    /// MCS Connect Response with the server's GCC blocks.
+    pub connect_response: Option<ConnectResponse>,
+    /// Channel Join Confirms seen.
+    pub channel_joins: u32,
+    /// Client Info PDU seen.
+    pub client_info: Option<FrameRef>,
+    /// Security Exchange PDU seen.
+    #[serde(skip)]
+    pub security_exchange: Option<FrameRef>,
+    /// Licensing PDUs seen.
+    pub licensing_pdus: u32,
+    /// Licensing error alert (code, state transition).
+    pub license_error: Option<(u32, u32)>,
+    /// Set Error Info value in clear.
+    pub set_error_info: Option<u32>,
+    /// Disconnect Provider Ultimatum: sender, reason, frame.
+    #[serde(skip)]
+    pub disconnect: Option<(Dir, u8, FrameRef)>,
+    /// X.224 Disconnect Request: sender and frame.
+    #[serde(skip)]
+    pub x224_disconnect: Option<(Dir, FrameRef)>,
+    /// Fast-path PDUs per direction.
+    pub fastpath_pdus: [u64; 2],
+    /// X.224 data PDUs per direction.
+    pub slowpath_pdus: [u64; 2],
+}
+
+/// Everything parsed from one connection.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    /// X.224 negotiation.
+    pub nego: NegotiationDetails,
+    /// TLS.
+    pub tls: TlsDetails,
+    /// MCS and later RDP PDUs in clear.
+    pub mcs: McsDetails,
+    /// Bytes that did not look like RDP, per direction: (frame, first bytes, length).
+    pub unexpected: [Option<(FrameRef, String, usize)>; 2],
+    /// Whether the client's stream began with an X.224 Connection Request (content evidence).
+    pub rdp_by_content: bool,
+    /// An incomplete PDU left in a direction's buffer at the end: (frame, bytes held, bytes claimed).
+    pub incomplete_pdu: [Option<(FrameRef, usize, usize)>; 2],
+    /// Timeline events dropped because the timeline was full.
+    pub dropped_events: u64,
+}

@@ -1,0 +1,343 @@
+//! What each complete PDU means for the session: X.224, MCS, fast-path and TLS records.
+
+use super::details::{AlertRecord, RecordLog, MAX_RECORD_LOG};
+use super::stream::Mode;
+use super::{EventKind, Session};
+use crate::flow::{Dir, FrameRef};
+use crate::proto::mcs::{self, McsPdu};
+use crate::proto::nego::{self, NegResult};
+use crate::proto::tls::{self, content_type, Handshake};
+use crate::proto::x224::{self, RoutingInfo, Tpdu};
+use crate::proto::{tpkt, Framing};
+
+impl Session {
+    /// A complete TPKT packet.
+    pub(super) fn tpkt_pdu(&mut self, dir: Dir, pdu: &[u8], frame: FrameRef) {
+        let Some(payload) = tpkt::tpkt_payload(pdu) else {
+            return;
+        };
+        match x224::parse_tpdu(payload) {
+            Ok(Tpdu::ConnectionRequest(cr)) if dir == Dir::ToServer => {
+                self.details.rdp_by_content = true;
+                let n = &mut self.details.nego;
+                match cr.routing {
+                    Some(RoutingInfo::Cookie(c)) => n.cookie = Some(c.to_string()),
+                    Some(RoutingInfo::RoutingToken(t)) | Some(RoutingInfo::Other(t)) => {
+                        n.routing_token = Some(t.to_string())
+                    }
+                    None => {}
+                }
+                n.requested = Some(cr.requested());
+                n.has_neg_req = cr.neg_req.is_some();
+                n.request_flags = cr
+                    .neg_req
+                    .map(|r| nego::req_flags::names(r.flags))
+                    .unwrap_or_default();
+                n.correlation_id = cr
+                    .correlation_id
+                    .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+                n.request_frame.get_or_insert(frame);
+                let kind = EventKind::X224Request {
+                    requested: cr.requested(),
+                    has_neg_req: cr.neg_req.is_some(),
+                };
+                self.push(frame, Some(dir), kind);
+            }
+            Ok(Tpdu::ConnectionConfirm(neg)) if dir == Dir::ToClient => {
+                let n = &mut self.details.nego;
+                n.confirm_frame.get_or_insert(frame);
+                match neg {
+                    Some(NegResult::Response { flags, selected }) => {
+                        n.selected = Some(selected);
+                        n.response_flags = nego::rsp_flags::names(flags);
+                        if selected.uses_tls() {
+                            for s in &mut self.streams {
+                                if matches!(s.mode, Mode::Rdp | Mode::Start) {
+                                    s.mode = Mode::Tls;
+                                }
+                            }
+                        }
+                    }
+                    Some(NegResult::Failure(code)) => n.failure = Some(code),
+                    None => n.legacy_confirm = true,
+                }
+                self.push(frame, Some(dir), EventKind::X224Confirm { neg });
+            }
+            Ok(Tpdu::Data(user_data)) => self.mcs_pdu(dir, user_data, frame),
+            Ok(Tpdu::DisconnectRequest(_)) => {
+                self.details.mcs.x224_disconnect.get_or_insert((dir, frame));
+                self.push(frame, Some(dir), EventKind::X224Disconnect);
+            }
+            Ok(other) => {
+                let what = format!("x224 tpdu {other:?} from the {}", dir.sender());
+                self.push(frame, Some(dir), EventKind::Malformed { what });
+            }
+            Err(e) => self.push(
+                frame,
+                Some(dir),
+                EventKind::Malformed {
+                    what: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    fn push_first(&mut self, frame: FrameRef, dir: Dir, name: &'static str) {
+        let seen = self
+            .timeline
+            .iter()
+            .any(|e| e.dir == Some(dir) && e.kind == EventKind::McsDomain { name });
+        if !seen {
+            self.push(frame, Some(dir), EventKind::McsDomain { name });
+        }
+    }
+
+    /// The user data of an X.224 Data TPDU (MCS).
+    fn mcs_pdu(&mut self, dir: Dir, user_data: &[u8], frame: FrameRef) {
+        self.details.mcs.slowpath_pdus[dir.index()] += 1;
+        let pdu = match mcs::parse_mcs(user_data) {
+            Ok(p) => p,
+            Err(e) => {
+                if self.details.mcs.connect_response.is_none() {
+                    self.push(
+                        frame,
+                        Some(dir),
+                        EventKind::Malformed {
+                            what: e.to_string(),
+                        },
+                    );
+                }
+                return;
+            }
+        };
+        match pdu {
+            McsPdu::ConnectInitial(ci) => {
+                self.details.mcs.connect_initial = Some(ci);
+                self.push(frame, Some(dir), EventKind::McsConnectInitial);
+            }
+            McsPdu::ConnectResponse(cr) => {
+                let result = cr.result;
+                self.details.mcs.connect_response = Some(cr);
+                self.fastpath_allowed = true;
+                self.push(frame, Some(dir), EventKind::McsConnectResponse { result });
+            }
+            McsPdu::ErectDomainRequest => self.push_first(frame, dir, "Erect Domain Request"),
+            McsPdu::AttachUserRequest => self.push_first(frame, dir, "Attach User Request"),
+            McsPdu::AttachUserConfirm { .. } => self.push_first(frame, dir, "Attach User Confirm"),
+            McsPdu::ChannelJoinRequest { .. } => {
+                self.push_first(frame, dir, "Channel Join Request")
+            }
+            McsPdu::ChannelJoinConfirm { .. } => {
+                self.details.mcs.channel_joins += 1;
+                self.push_first(frame, dir, "Channel Join Confirm");
+            }
+            McsPdu::DisconnectProviderUltimatum { reason } => {
+                self.details
+                    .mcs
+                    .disconnect
+                    .get_or_insert((dir, reason, frame));
+                self.push(frame, Some(dir), EventKind::McsDisconnect { reason });
+            }
+            McsPdu::SendDataRequest { user_data, .. }
+            | McsPdu::SendDataIndication { user_data, .. } => self.send_data(dir, user_data, frame),
+            McsPdu::Other(_) => {}
+        }
+    }
+
+    /// MCS Send Data user data under Standard RDP Security: security header flags tell
+    /// Security Exchange, Client Info and licensing apart; unencrypted share PDUs are read.
+    fn send_data(&mut self, dir: Dir, user_data: &[u8], frame: FrameRef) {
+        let Some(flags) = mcs::security_flags(user_data) else {
+            return;
+        };
+        let m = &mut self.details.mcs;
+        if flags & mcs::sec_flags::SEC_EXCHANGE_PKT != 0 {
+            if m.security_exchange.is_none() {
+                m.security_exchange = Some(frame);
+                self.push(frame, Some(dir), EventKind::SecurityExchange);
+            }
+        } else if flags & mcs::sec_flags::SEC_INFO_PKT != 0 {
+            if m.client_info.is_none() {
+                m.client_info = Some(frame);
+                self.push(frame, Some(dir), EventKind::ClientInfo);
+            }
+        } else if flags & mcs::sec_flags::SEC_LICENSE_PKT != 0 {
+            m.licensing_pdus += 1;
+            let error = mcs::parse_license_error(user_data);
+            if let Some(e) = error {
+                m.license_error.get_or_insert(e);
+            }
+            if m.licensing_pdus == 1 || error.is_some() {
+                self.push(frame, Some(dir), EventKind::Licensing { error });
+            }
+        } else if flags & mcs::sec_flags::SEC_ENCRYPT == 0 && dir == Dir::ToClient {
+            let sc = user_data.get(4..).and_then(mcs::parse_share_control);
+            if let Some(code) = sc.and_then(|s| s.error_info) {
+                m.set_error_info.get_or_insert(code);
+                self.push(frame, Some(dir), EventKind::SetErrorInfo { code });
+            }
+        }
+    }
+
+    /// A fast-path PDU (its body is never needed).
+    pub(super) fn fastpath_pdu(&mut self, dir: Dir, frame: FrameRef) {
+        let n = &mut self.details.mcs.fastpath_pdus[dir.index()];
+        *n += 1;
+        if *n == 1 {
+            self.push(frame, Some(dir), EventKind::FastPath);
+        }
+    }
+
+    /// A complete TLS record.
+    pub(super) fn tls_record(&mut self, dir: Dir, rec: &[u8], frame: FrameRef) {
+        let Some(h) = tls::parse_record_header(rec) else {
+            return;
+        };
+        let body = rec.get(tls::RECORD_HEADER_LEN..).unwrap_or_default();
+        let d = dir.index();
+        match h.content_type {
+            content_type::HANDSHAKE if self.details.tls.ccs[d].is_none() => {
+                self.handshake_bytes(dir, body, frame)
+            }
+            content_type::CHANGE_CIPHER_SPEC => {
+                if self.details.tls.ccs[d].is_none() {
+                    self.details.tls.ccs[d] = Some(frame);
+                    self.push(frame, Some(dir), EventKind::ChangeCipherSpec);
+                }
+            }
+            content_type::ALERT if body.len() == 2 => {
+                let alert = tls::parse_alert(body);
+                if let Some(a) = alert {
+                    self.details.tls.alerts.push(AlertRecord {
+                        frame,
+                        from: dir.sender(),
+                        level: tls::alert_level_name(a.level).to_string(),
+                        description: tls::alert_description_name(a.description).to_string(),
+                        code: Some(a.description),
+                    });
+                }
+                self.push(frame, Some(dir), EventKind::Alert { alert, len: h.len });
+            }
+            _ => self.tls_record_meta(dir, h.content_type, h.len, frame),
+        }
+    }
+
+    /// A TLS record known only by type and length (encrypted or skipped).
+    pub(super) fn tls_record_meta(&mut self, dir: Dir, ctype: u8, len: u16, frame: FrameRef) {
+        let d = dir.index();
+        let t = &mut self.details.tls;
+        if t.record_log.len() < MAX_RECORD_LOG {
+            t.record_log.push(RecordLog {
+                dir,
+                frame,
+                content_type: ctype,
+                len,
+            });
+        }
+        match ctype {
+            content_type::APPLICATION_DATA => {
+                t.app_records[d] += 1;
+                t.app_bytes[d] += u64::from(len);
+                t.last_app[d] = Some(frame);
+                if t.first_app[d].is_none() {
+                    t.first_app[d] = Some(frame);
+                    self.push(frame, Some(dir), EventKind::FirstAppData { len });
+                }
+            }
+            content_type::HANDSHAKE => {
+                let first = !self
+                    .timeline
+                    .iter()
+                    .any(|e| e.dir == Some(dir) && e.kind == EventKind::EncryptedHandshake);
+                if first {
+                    self.push(frame, Some(dir), EventKind::EncryptedHandshake);
+                }
+            }
+            content_type::ALERT => {
+                t.alerts.push(AlertRecord {
+                    frame,
+                    from: dir.sender(),
+                    level: "encrypted".into(),
+                    description: "encrypted".into(),
+                    code: None,
+                });
+                self.push(frame, Some(dir), EventKind::Alert { alert: None, len });
+            }
+            _ => {}
+        }
+    }
+
+    /// Plaintext handshake bytes: defragmented across records, parsed message by message.
+    fn handshake_bytes(&mut self, dir: Dir, body: &[u8], frame: FrameRef) {
+        let d = dir.index();
+        let hs = &mut self.streams[d].hs_buf;
+        if hs.len() + body.len() > tls::MAX_HANDSHAKE_LEN {
+            hs.clear();
+            self.malformed(
+                dir,
+                frame,
+                "tls handshake message over the size limit".into(),
+            );
+            return;
+        }
+        hs.extend_from_slice(body);
+        loop {
+            let hs = &self.streams[d].hs_buf;
+            let n = match tls::handshake_frame(hs) {
+                Framing::Complete(n) => n,
+                Framing::NeedMore(_) | Framing::NeedHeader => return,
+                Framing::Invalid => {
+                    self.malformed(dir, frame, "tls handshake header".into());
+                    return;
+                }
+            };
+            let parsed = tls::parse_handshake(&hs[..n]);
+            let msg_type = hs.first().copied().unwrap_or(0);
+            self.streams[d].hs_buf.drain(..n);
+            match parsed {
+                Ok(msg) => self.handshake(dir, msg, msg_type, frame),
+                Err(e) => self.push(
+                    frame,
+                    Some(dir),
+                    EventKind::Malformed {
+                        what: e.to_string(),
+                    },
+                ),
+            }
+        }
+    }
+
+    fn handshake(&mut self, dir: Dir, msg: Handshake, msg_type: u8, frame: FrameRef) {
+        let t = &mut self.details.tls;
+        let kind = match msg {
+            Handshake::ClientHello(ch) => {
+                t.client_hello.get_or_insert(ch);
+                t.hello_frames[0].get_or_insert(frame);
+                EventKind::ClientHello
+            }
+            Handshake::ServerHello(sh) => {
+                let kind = EventKind::ServerHello {
+                    version: sh.version,
+                    cipher: sh.cipher_suite,
+                };
+                t.server_hello = Some(sh);
+                t.hello_frames[1].get_or_insert(frame);
+                kind
+            }
+            Handshake::Certificate(chain) => {
+                let count = chain.len();
+                if t.certificates.is_empty() {
+                    t.certificates = chain;
+                }
+                t.hello_frames[2].get_or_insert(frame);
+                EventKind::Certificate { count }
+            }
+            Handshake::ServerHelloDone => {
+                t.hello_frames[3].get_or_insert(frame);
+                EventKind::Handshake { msg_type }
+            }
+            _ => EventKind::Handshake { msg_type },
+        };
+        self.push(frame, Some(dir), kind);
+    }
+}

@@ -1,0 +1,146 @@
+//! Stage 5: the per-connection state machine. It turns one connection's in-order bytes
+//! and TCP events into an owned timeline of protocol events plus parsed details.
+//!
+//! Each direction is framed according to its mode (TPKT/fast-path before and outside
+//! TLS, TLS records after a Connection Confirm that selects TLS). Only PDUs whose content
+//! matters are buffered (bounded); bulk TLS application data and fast-path PDUs are
+//! skipped by length, so memory stays flat on long sessions. An unexpected PDU is a
+//! timeline event, not an error; a connection may start mid-stream or with TLS.
+
+mod details;
+mod events;
+mod handlers;
+mod stream;
+
+pub use details::{AlertRecord, Details, McsDetails, NegotiationDetails, RecordLog, TlsDetails};
+pub use events::{hex_head, icmp_name, Event, EventKind, EventView};
+
+use crate::flow::{ConnMeta, ConnectionObserver, Dir, FrameRef, TcpEvent};
+use stream::{DirStream, Mode};
+
+/// Most regular events kept per connection (terminal events get [`MAX_TERMINAL_EVENTS`] more).
+pub const MAX_EVENTS: usize = 192;
+/// Extra room for terminal events (FIN, RST, alerts, disconnects) once the timeline is full.
+pub const MAX_TERMINAL_EVENTS: usize = 64;
+
+/// Session-stage settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Whether the connection uses a configured RDP port (reported even without content).
+    pub on_rdp_port: bool,
+}
+
+/// One connection's protocol state and timeline.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    streams: [DirStream; 2],
+    timeline: Vec<Event>,
+    retransmit_run: [bool; 2],
+    details: Details,
+    /// The capture showed the connection from its SYN.
+    clean_start: bool,
+    /// Fast-path PDUs may appear (connection set up, or joined mid-stream).
+    fastpath_allowed: bool,
+}
+
+/// What the session stage hands to the diagnosis.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// Events in frame order.
+    pub timeline: Vec<Event>,
+    /// Parsed facts.
+    pub details: Details,
+    /// Whether this connection is RDP (by port or by content) and so reported.
+    pub is_rdp: bool,
+}
+
+impl Session {
+    /// A new session for the connection `meta`.
+    pub fn new(meta: &ConnMeta, config: SessionConfig) -> Self {
+        Session {
+            clean_start: meta.saw_syn,
+            fastpath_allowed: false,
+            config,
+            streams: [DirStream::new(), DirStream::new()],
+            timeline: Vec::new(),
+            retransmit_run: [false; 2],
+            details: Details::default(),
+        }
+    }
+
+    /// Whether the connection is RDP: on an RDP port, or opened by an X.224 request.
+    pub fn is_rdp(&self) -> bool {
+        self.config.on_rdp_port || self.details.rdp_by_content
+    }
+
+    /// Ends the session and yields its record.
+    pub fn finish(mut self) -> SessionRecord {
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            if let Some(held) = self.streams[dir.index()].held() {
+                self.details.incomplete_pdu[dir.index()] = Some(held);
+            }
+        }
+        self.timeline.sort_by_key(|e| e.frame.number);
+        let is_rdp = self.is_rdp();
+        SessionRecord {
+            timeline: self.timeline,
+            details: self.details,
+            is_rdp,
+        }
+    }
+
+    fn push(&mut self, frame: FrameRef, dir: Option<Dir>, kind: EventKind) {
+        let room = if kind.is_terminal() {
+            MAX_EVENTS + MAX_TERMINAL_EVENTS
+        } else {
+            MAX_EVENTS
+        };
+        if self.timeline.len() < room {
+            self.timeline.push(Event { frame, dir, kind });
+        } else {
+            self.details.dropped_events += 1;
+        }
+    }
+}
+
+impl ConnectionObserver for Session {
+    fn tcp_event(&mut self, event: TcpEvent, dir: Dir, frame: FrameRef) {
+        let kind = match event {
+            TcpEvent::Syn { retransmit } => EventKind::Syn { retransmit },
+            TcpEvent::SynAck { retransmit } => EventKind::SynAck { retransmit },
+            TcpEvent::Established => EventKind::Established,
+            TcpEvent::Fin => EventKind::Fin,
+            TcpEvent::Rst => EventKind::Rst,
+            TcpEvent::Retransmission { len } => {
+                // Only the first retransmission of a run goes to the timeline.
+                if std::mem::replace(&mut self.retransmit_run[dir.index()], true) {
+                    return;
+                }
+                EventKind::Retransmission { len }
+            }
+            TcpEvent::ZeroWindow => EventKind::ZeroWindow,
+            TcpEvent::Icmp { error, from } => EventKind::Icmp { error, from },
+        };
+        self.push(frame, Some(dir), kind);
+    }
+
+    fn data(&mut self, dir: Dir, bytes: &[u8], frame: FrameRef) {
+        self.retransmit_run[dir.index()] = false;
+        self.feed(dir, bytes, frame);
+    }
+
+    fn gap(&mut self, dir: Dir, bytes: u64, frame: FrameRef) {
+        self.push(frame, Some(dir), EventKind::Gap { bytes });
+        self.streams[dir.index()].gap(bytes);
+    }
+
+    fn wants_data(&self, dir: Dir) -> bool {
+        let s = &self.streams[dir.index()];
+        if matches!(s.mode, Mode::Ignore) {
+            return false;
+        }
+        // Off an RDP port, a connection that did not open with an X.224 request is not ours.
+        self.is_rdp() || matches!(s.mode, Mode::Start)
+    }
+}
