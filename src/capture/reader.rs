@@ -219,8 +219,19 @@ pub fn read_capture(
                 break;
             }
             Err(e) => {
+                if e == PcapError::UnexpectedEof {
+                    summary.error = Some(CaptureError::Truncated {
+                        path: path.clone(),
+                        what: if summary.format == "pcapng" {
+                            "pcapng block"
+                        } else {
+                            "packet record"
+                        },
+                        offset: summary.stream_bytes,
+                    });
+                    break;
+                }
                 let what = match e {
-                    PcapError::UnexpectedEof => "record (unexpected end)".to_string(),
                     PcapError::HeaderNotRecognized => "block header".to_string(),
                     _ => format!("{} block", summary.format),
                 };

@@ -9,6 +9,11 @@ use crate::session::SessionRecord;
 pub const SESSION_BYTES_S2C: u64 = 16 * 1024;
 /// Application data records (both directions) needed as well.
 pub const SESSION_RECORDS: u64 = 16;
+/// Client records that alone show the connection got past CredSSP into the session
+/// (with [`SESSION_SERVER_RECORDS`] from the server), even when bulk data moved to UDP.
+pub const SESSION_CLIENT_RECORDS: u64 = 12;
+/// Server records needed with [`SESSION_CLIENT_RECORDS`].
+pub const SESSION_SERVER_RECORDS: u64 = 8;
 
 /// The furthest phase and whether it was inferred rather than seen.
 pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Phase, bool) {
@@ -26,7 +31,13 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
     let tls_started = t.client_hello.is_some() || app_total > 0;
     let tls_up =
         t.established() || (t.client_hello.is_none() && t.app_records.iter().all(|n| *n > 0));
-    if tls_up && t.app_bytes[1] >= SESSION_BYTES_S2C && app_total >= SESSION_RECORDS {
+    // CredSSP takes a handful of records each way; the connection sequence after it
+    // (MCS, channel joins, Client Info, licensing, capabilities) takes many more.
+    let many_records =
+        t.app_records[0] >= SESSION_CLIENT_RECORDS && t.app_records[1] >= SESSION_SERVER_RECORDS;
+    if tls_up
+        && ((t.app_bytes[1] >= SESSION_BYTES_S2C && app_total >= SESSION_RECORDS) || many_records)
+    {
         return (Phase::RdpSession, true);
     }
     if m.connect_initial.is_some() || m.connect_response.is_some() {

@@ -16,6 +16,9 @@ const TIMEOUT_SILENCE_NS: i64 = 10 * 1_000_000_000;
 const SYN_GIVE_UP_NS: i64 = 3 * 1_000_000_000;
 /// A retransmitted segment at least this large may be an MTU black-hole victim.
 const MTU_SUSPECT_LEN: u32 = 1000;
+/// Largest encrypted record taken to be a CredSSP TSRequest carrying only an errorCode
+/// (about 16 bytes of DER plus at most 32 bytes of TLS record overhead).
+const CREDSSP_ERROR_MAX_RECORD: u16 = 48;
 
 /// errorInfo values that mean the user ended the session on purpose.
 const USER_ENDED: [u32; 5] = [0x0, 0x1, 0x2, 0xB, 0xC];
@@ -25,6 +28,8 @@ struct Ctx<'a> {
     phase: Phase,
     evidence: Vec<Evidence>,
     notes: Vec<String>,
+    /// The frame that shows the decisive event (default: the last evidence frame).
+    key: Option<u64>,
 }
 
 struct Decision {
@@ -231,11 +236,13 @@ pub fn diagnose(r: &ConnectionRecord) -> super::Verdict {
         phase,
         evidence: Vec::new(),
         notes: Vec::new(),
+        key: None,
     };
     let d = decide(&mut cx);
     notes(&mut cx);
     let mut evidence = cx.evidence;
     evidence.sort_by_key(|e| e.frame);
+    let key_frame = cx.key.or_else(|| evidence.last().map(|e| e.frame));
     let mut confidence = d.confidence;
     if r.tcp.gap_bytes.iter().any(|g| *g > 0) && confidence == Confidence::High {
         confidence = Confidence::Medium;
@@ -251,6 +258,7 @@ pub fn diagnose(r: &ConnectionRecord) -> super::Verdict {
         remedy: causes::remedy(d.cause),
         confidence,
         evidence,
+        key_frame,
         notes: cx.notes,
     }
 }
@@ -343,7 +351,8 @@ fn tcp_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
             cx.ev(*f, "client: TCP SYN");
         }
         if let Some(rst) = t.rst[1] {
-            cx.ev(rst, "server: TCP RST (connection refused)");
+            cx.ev(rst, "server: TCP RST (first close): connection refused");
+            cx.key = Some(rst.number);
             let delay = t.syn.first().map_or(0, |s| rst.ts.nanos_since(s.ts));
             let summary = format!(
                 "{server} refused the connection: its TCP stack answered the SYN with a RST after {}, so nothing listens on port {}",
@@ -369,6 +378,7 @@ fn tcp_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                 _ => "icmp_unreachable",
             };
             cx.ev(*f, format!("ICMP {} from {from}", icmp_name(e)));
+            cx.key = Some(f.number);
             let by = if *from == server.ip() {
                 EndedBy::Server
             } else {
@@ -556,6 +566,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 f,
                 format!("server: {len} bytes that are not RDP (starting {head})"),
             );
+            cx.key = Some(f.number);
             let (by, end) = match cx.ev_close() {
                 Some((d, _, end)) => (side(d), end),
                 None => cx.open_end(),
@@ -729,7 +740,8 @@ fn negotiation(cx: &mut Ctx<'_>) -> Option<Decision> {
     let det = &cx.r.session.details;
     let code = det.nego.failure?;
     cx.ev_first(|e| matches!(e.kind, EventKind::X224Request { .. }));
-    cx.ev_first(|e| matches!(e.kind, EventKind::X224Confirm { .. }));
+    let cc = cx.ev_first(|e| matches!(e.kind, EventKind::X224Confirm { .. }));
+    cx.key = cc.map(|e| e.frame.number);
     cx.ev_close();
     let cause = match code.0 {
         1 => "neg_failure_ssl_required_by_server",
@@ -790,6 +802,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                 a.from, a.level, a.description
             ),
         );
+        cx.key = Some(a.frame.number);
         cx.ev_close();
         let mut summary = format!(
             "the {} aborted the TLS handshake with a {} {} alert",
@@ -984,6 +997,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
         .find(|a| a.from == "server" && a.code.is_none());
     if let Some(a) = server_alert {
         cx.ev(a.frame, "server: encrypted TLS alert");
+        cx.key = Some(a.frame.number);
         cx.ev_close();
         let summary = format!(
             "NLA failed: after the client's CredSSP messages ({} records) the server sent an encrypted TLS alert and the connection ended; typically wrong credentials or an account restriction",
@@ -1016,40 +1030,51 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
         }
         Some((Dir::ToServer, f, end)) => {
             cx.ev_close();
-            let last_server = t.last_app[1];
-            let quick = last_server.is_some_and(|s| f.ts.nanos_since(s.ts) < 1_000_000_000);
-            // After the client's credentials (third CredSSP message or later) a quick close
-            // following the server's answer means the answer was an error.
-            if t.app_records[0] >= 3
-                && quick
-                && last_server.is_some_and(|s| s.number > t.last_app[0].map_or(0, |c| c.number))
-            {
-                let summary = format!(
-                    "NLA failed: the client sent its credentials ({} CredSSP records), the server answered and the client closed {} later; the server's answer was most likely a CredSSP error (wrong password, locked or restricted account)",
-                    t.app_records[0],
-                    secs(f.ts.nanos_since(last_server.map_or(f.ts, |s| s.ts)))
-                );
-                cx.decide(
-                    "nla_authentication_failed",
-                    Outcome::Failure,
-                    EndedBy::Server,
-                    end,
-                    Confidence::Low,
-                    summary,
-                )
-            } else {
-                let summary = format!(
-                    "the client abandoned NLA after {} CredSSP records of its own and {} of the server's",
-                    t.app_records[0], t.app_records[1]
-                );
-                cx.decide(
-                    "credssp_aborted_by_client",
-                    Outcome::Failure,
-                    EndedBy::Client,
-                    end,
-                    Confidence::Low,
-                    summary,
-                )
+            // The server's last record before the client gave up: a CredSSP TSRequest that
+            // carries only an errorCode (or a 4-byte Early User Authorization Result) is
+            // tiny once encrypted, while a successful pubKeyAuth answer is not.
+            let last_server = t
+                .record_log
+                .iter()
+                .filter(|l| {
+                    l.dir == Dir::ToClient
+                        && l.content_type == tls::content_type::APPLICATION_DATA
+                        && l.frame.number < f.number
+                })
+                .last();
+            let quick = last_server.is_some_and(|s| f.ts.nanos_since(s.frame.ts) < 1_000_000_000);
+            match last_server {
+                Some(s) if quick && s.len <= CREDSSP_ERROR_MAX_RECORD && t.app_records[0] >= 2 => {
+                    cx.ev(s.frame, format!("server: {}-byte encrypted record, the size of a CredSSP error (errorCode) or an Early User Authorization denial", s.len));
+                    cx.key = Some(s.frame.number);
+                    let summary = format!(
+                        "NLA failed: after the client's credentials the server answered with a {}-byte record, the size of a CredSSP error code, and the client closed {} later: wrong password, locked, expired or restricted account, or no right to log on through Remote Desktop",
+                        s.len,
+                        secs(f.ts.nanos_since(s.frame.ts))
+                    );
+                    cx.decide(
+                        "nla_authentication_failed",
+                        Outcome::Failure,
+                        EndedBy::Server,
+                        end,
+                        Confidence::Medium,
+                        summary,
+                    )
+                }
+                _ => {
+                    let summary = format!(
+                        "the client abandoned NLA after {} CredSSP records of its own and {} of the server's (the server's last answer was not an error by its size)",
+                        t.app_records[0], t.app_records[1]
+                    );
+                    cx.decide(
+                        "credssp_aborted_by_client",
+                        Outcome::Failure,
+                        EndedBy::Client,
+                        end,
+                        Confidence::Low,
+                        summary,
+                    )
+                }
             }
         }
         _ => cx.open("during NLA (CredSSP)"),
@@ -1203,6 +1228,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                     codes::mcs_reason_name(reason)
                 ),
             );
+            cx.key = Some(f.number);
             cx.ev_close();
             let summary = format!(
                 "the session ran {} and the server ended it with an MCS Disconnect Provider Ultimatum; the reason (Set Error Info) is encrypted: a logoff, a time limit or an administrator's disconnect",

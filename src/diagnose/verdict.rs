@@ -139,6 +139,8 @@ pub struct Verdict {
     pub confidence: Confidence,
     /// The frames that show it.
     pub evidence: Vec<Evidence>,
+    /// The frame of the decisive event (the one to open first in Wireshark).
+    pub key_frame: Option<u64>,
     /// Other observations (capture loss, retransmissions, limits hit).
     pub notes: Vec<String>,
 }

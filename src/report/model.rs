@@ -132,6 +132,8 @@ pub struct ConnectionReport {
     pub confidence: Confidence,
     /// Frames that prove it.
     pub evidence: Vec<Evidence>,
+    /// The frame of the decisive event.
+    pub key_frame: Option<u64>,
     /// Other observations.
     pub notes: Vec<String>,
     /// `Cookie: mstshash=` value.
@@ -269,6 +271,7 @@ impl ConnectionReport {
             remedy: v.remedy,
             confidence: v.confidence,
             evidence: v.evidence.clone(),
+            key_frame: v.key_frame,
             notes: v.notes.clone(),
             cookie: n.cookie.as_ref().map(|c| {
                 if opts.redact {

@@ -63,7 +63,7 @@ pub fn write_table(
             ]);
         for (i, r) in reports.iter().enumerate() {
             let start = r.start.get(..23).unwrap_or(&r.start).replace('T', " ");
-            let key = r.evidence.last().map_or(r.last_frame, |e| e.frame);
+            let key = r.key_frame.unwrap_or(r.last_frame);
             table.add_row(vec![
                 Cell::new(i + 1).set_alignment(CellAlignment::Right),
                 Cell::new(start),
