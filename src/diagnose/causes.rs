@@ -126,3 +126,39 @@ pub fn cause_info(code: &str) -> Option<&'static CauseInfo> {
 pub fn remedy(code: &str) -> &'static str {
     cause_info(code).map_or("", |c| c.remedy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every snake_case literal with an underscore in the rules is a cause code in the table,
+    /// and every cause code is documented in README.md.
+    #[test]
+    fn causes_used_by_rules_are_in_the_table_and_the_readme() {
+        let rules = include_str!("rules.rs");
+        let readme = include_str!("../../README.md");
+        let mut used = 0;
+        for lit in rules.split('"').skip(1).step_by(2) {
+            let snake = lit.contains('_')
+                && lit
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if snake {
+                assert!(
+                    cause_info(lit).is_some(),
+                    "cause {lit} used by the rules but not in CAUSES"
+                );
+                used += 1;
+            }
+        }
+        assert!(used > 30);
+        for c in CAUSES {
+            assert!(
+                readme.contains(&format!("`{}`", c.code)),
+                "cause {} missing from README.md",
+                c.code
+            );
+            assert!(!c.remedy.is_empty() && !c.meaning.is_empty());
+        }
+    }
+}

@@ -1033,15 +1033,11 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
             // The server's last record before the client gave up: a CredSSP TSRequest that
             // carries only an errorCode (or a 4-byte Early User Authorization Result) is
             // tiny once encrypted, while a successful pubKeyAuth answer is not.
-            let last_server = t
-                .record_log
-                .iter()
-                .filter(|l| {
-                    l.dir == Dir::ToClient
-                        && l.content_type == tls::content_type::APPLICATION_DATA
-                        && l.frame.number < f.number
-                })
-                .last();
+            let last_server = t.record_log.iter().rev().find(|l| {
+                l.dir == Dir::ToClient
+                    && l.content_type == tls::content_type::APPLICATION_DATA
+                    && l.frame.number < f.number
+            });
             let quick = last_server.is_some_and(|s| f.ts.nanos_since(s.frame.ts) < 1_000_000_000);
             match last_server {
                 Some(s) if quick && s.len <= CREDSSP_ERROR_MAX_RECORD && t.app_records[0] >= 2 => {

@@ -150,6 +150,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
 
     /// Processes one TCP segment. `new_observer` builds the observer of a new connection;
     /// finished connections (port reuse) go to `done`.
+    #[allow(clippy::too_many_arguments)]
     pub fn tcp(
         &mut self,
         src: SocketAddr,
@@ -326,11 +327,9 @@ impl<O: ConnectionObserver> FlowTable<O> {
                     .tcp_event(TcpEvent::Retransmission { len }, dir, frame);
             }
         }
-        if seg.has(tcp_flags::FIN) {
-            if c.tcp.fin[d].is_none() {
-                c.tcp.fin[d] = Some(frame);
-                c.observer.tcp_event(TcpEvent::Fin, dir, frame);
-            }
+        if seg.has(tcp_flags::FIN) && c.tcp.fin[d].is_none() {
+            c.tcp.fin[d] = Some(frame);
+            c.observer.tcp_event(TcpEvent::Fin, dir, frame);
         }
         if seg.has(tcp_flags::RST) {
             if c.tcp.rst[d].is_none() {

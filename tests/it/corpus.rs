@@ -55,8 +55,11 @@ fn md_cells(line: &str) -> Vec<String> {
     cells
 }
 
+/// A FIN or RST of MANIFEST: kind ("FIN"/"RST"), side, frame.
+type Close = (String, String, u64);
+
 /// MANIFEST's per-connection "FIN / RST (side@frame)" column: (file, client) -> closes.
-fn manifest_closes(dir: &Path) -> HashMap<(String, String), Vec<(String, String, u64)>> {
+fn manifest_closes(dir: &Path) -> HashMap<(String, String), Vec<Close>> {
     let text = std::fs::read_to_string(dir.join("MANIFEST.md")).unwrap();
     let mut map = HashMap::new();
     for line in text.lines().filter(|l| l.starts_with("| ")) {
