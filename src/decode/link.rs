@@ -20,8 +20,8 @@ pub struct NetworkPayload<'a> {
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
+    let s: [u8; 2] = b.get(at..at.checked_add(2)?)?.try_into().ok()?;
+    Some(u16::from_be_bytes(s))
 }
 
 /// Strips the link layer. `None` when the frame does not carry IPv4/IPv6.
@@ -33,9 +33,9 @@ pub fn network_payload(linktype: LinkType, data: &[u8]) -> Option<NetworkPayload
         LinkType::LINUX_SLL => ip_if_ethertype(be16(data, 14)?, data.get(16..)?),
         LinkType::LINUX_SLL2 => ip_if_ethertype(be16(data, 0)?, data.get(20..)?),
         LinkType::NULL | LinkType::LOOP => {
-            let fam = data.get(..4)?;
+            let fam: [u8; 4] = data.get(..4)?.try_into().ok()?;
             // The family is host byte order for NULL; accept either order.
-            let v = u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]);
+            let v = u32::from_le_bytes(fam);
             let family = if v > 0xffff { v.swap_bytes() } else { v };
             match family {
                 2 | 24 | 28 | 30 => ip(data.get(4..)?),

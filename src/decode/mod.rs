@@ -3,6 +3,15 @@
 //! Pure function of (link type, bytes). Checksums are ignored (offload). The payload is
 //! bounded by the IP length (never Ethernet padding); an IP total length of 0
 //! (segmentation offload) falls back to the captured length.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod link;
 
@@ -191,7 +200,10 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
     let quoted = LaxIpSlice::from_slice(icmp.get(8..)?).ok()?.0;
     let qp = quoted.payload();
     let q = qp.payload;
-    let port = |at: usize| q.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let port = |at: usize| {
+        let b: [u8; 2] = q.get(at..at + 2)?.try_into().ok()?;
+        Some(u16::from_be_bytes(b))
+    };
     let protocol = qp.ip_number.0;
     Some(IcmpError {
         v6,
@@ -205,7 +217,8 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
         quoted_dst_port: port(2)?,
         quoted_seq: if protocol == 6 {
             q.get(4..8)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
         } else {
             None
         },

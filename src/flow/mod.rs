@@ -6,6 +6,15 @@
 //! not silence. Memory is bounded: out-of-order bytes are capped per direction, closed
 //! and idle connections are expired by capture time, and a connection whose observer no
 //! longer wants payload is only tracked by sequence numbers.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod reassembly;
 mod table;
@@ -187,6 +196,10 @@ pub struct TcpStats {
 impl TcpStats {
     /// Whether `seq_end` of `dir`'s data was acknowledged by the peer.
     pub fn acked(&self, dir: Dir, seq_end: u32) -> bool {
-        self.highest_ack[dir.index()].is_some_and(|a| (a.wrapping_sub(seq_end) as i32) >= 0)
+        self.highest_ack
+            .get(dir.index())
+            .copied()
+            .flatten()
+            .is_some_and(|a| (a.wrapping_sub(seq_end) as i32) >= 0)
     }
 }

@@ -113,7 +113,7 @@ impl Reassembler {
             return SegmentKind::Retransmission;
         }
         if delta <= 0 {
-            let new = &payload[(-delta) as usize..];
+            let new = payload.get((-delta) as usize..).unwrap_or_default();
             self.deliver(new, frame, sink);
             self.drain(sink);
             return if delta < 0 {

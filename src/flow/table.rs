@@ -1,5 +1,8 @@
 //! The connection table: finds a packet's connection, orients it, updates TCP state and
 //! feeds the reassemblers; expires connections by capture time.
+//!
+//! Per-direction arrays are `[_; 2]` indexed by `Dir::index()`, which is 0 or 1.
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

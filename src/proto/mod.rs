@@ -3,6 +3,15 @@
 //! Every parser here takes a complete PDU slice chosen by a framing function
 //! ([`Framing`]) and never panics on hostile input: every length is checked
 //! against the remaining input and a documented maximum before use.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod codes;
 pub mod credssp;
