@@ -16,6 +16,52 @@ pub struct Opts {
 pub enum Command {
     /// Analyse saved captures (pcap, pcapng, gzip/zstd compressed, `-` for stdin).
     Analyze(AnalyzeArgs),
+    /// Capture live from an interface and print each connection's verdict as it settles
+    /// (needs the `live` cargo feature and libpcap).
+    Live(LiveArgs),
+}
+
+/// Arguments of `rdpdiag live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (e.g. eth0, lo, any).
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        required_unless_present = "list_interfaces"
+    )]
+    pub interface: Option<String>,
+    /// List capture devices with their addresses and exit.
+    #[arg(long)]
+    pub list_interfaces: bool,
+    /// BPF capture filter replacing the default (RDP ports over TCP and UDP, ICMP errors).
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Another port to treat as RDP (repeatable; 3389 always is).
+    #[arg(long = "port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Give an open connection its verdict after this many seconds of silence.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// Also save the captured packets to this pcapng file (frame numbers in verdicts match it).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub write: Option<String>,
+    /// TLS key log (NSS format) for decryption.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<String>,
+    /// Replace user names (mstshash cookie, client computer name) by a placeholder.
+    #[arg(long)]
+    pub redact: bool,
+    /// Table width in columns (default: $COLUMNS or 120).
+    #[arg(long, value_name = "COLUMNS")]
+    pub width: Option<u16>,
 }
 
 /// Output formats.

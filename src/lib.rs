@@ -13,6 +13,7 @@ pub mod cli;
 pub mod decode;
 pub mod diagnose;
 pub mod flow;
+pub mod live;
 pub mod pipeline;
 pub mod proto;
 pub mod report;

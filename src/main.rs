@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let opts = Opts::parse();
     let result = match opts.command {
         Command::Analyze(args) => analyze(&args),
+        Command::Live(args) => return rdpdiag::live::run(&args),
     };
     match result {
         Ok(code) => code,

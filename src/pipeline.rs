@@ -95,6 +95,39 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
         on_done(Diagnosed { record, verdict });
     }
 
+    /// Expires connections idle at `now` (capture or wall-clock time), diagnosing them.
+    /// Live capture calls this on a quiet interface so timeouts still fire.
+    pub fn tick(&mut self, now: Timestamp) {
+        let on_done = &mut self.on_done;
+        self.table
+            .sweep(now, &mut |f| Self::finished(on_done, now, f));
+    }
+
+    /// Diagnoses, once each, the open connections that have reached the RDP session
+    /// since the last call (live mode prints them before they end).
+    pub fn newly_established(&mut self, now: Timestamp) -> Vec<Diagnosed> {
+        let mut out = Vec::new();
+        self.table.for_each_open(&mut |meta, tcp, s| {
+            if s.announced || !s.is_rdp() || !s.maybe_in_session() {
+                return;
+            }
+            let record = ConnectionRecord {
+                meta: *meta,
+                tcp: tcp.clone(),
+                session: s.snapshot(),
+                finish: crate::flow::FinishReason::CaptureEnd,
+                capture_end: now,
+            };
+            let verdict = diagnose::diagnose(&record);
+            if verdict.phase == crate::diagnose::Phase::RdpSession {
+                s.announced = true;
+                out.push(Diagnosed { record, verdict });
+            }
+        });
+        out.sort_by_key(|d| d.record.meta.first.number);
+        out
+    }
+
     /// Finishes every open connection (end of the capture).
     pub fn finish(&mut self) {
         let end = self.stats.last_ts.unwrap_or_default();

@@ -397,6 +397,13 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
     }
 
+    /// Visits every live connection (for live reporting of connections still open).
+    pub fn for_each_open(&mut self, f: &mut dyn FnMut(&ConnMeta, &TcpStats, &mut O)) {
+        for c in self.conns.values_mut() {
+            f(&c.meta, &c.tcp, &mut c.observer);
+        }
+    }
+
     /// Finishes every connection at the end of the capture, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
         let mut all: Vec<Conn<O>> = self.conns.drain().map(|(_, c)| c).collect();

@@ -42,6 +42,8 @@ pub struct Session {
     clean_start: bool,
     /// Fast-path PDUs may appear (connection set up, or joined mid-stream).
     fastpath_allowed: bool,
+    /// Whether the established session was already announced (live mode).
+    pub announced: bool,
 }
 
 /// What the session stage hands to the diagnosis.
@@ -61,6 +63,7 @@ impl Session {
         Session {
             clean_start: meta.saw_syn,
             fastpath_allowed: false,
+            announced: false,
             config,
             streams: [DirStream::new(), DirStream::new()],
             timeline: Vec::new(),
@@ -72,6 +75,26 @@ impl Session {
     /// Whether the connection is RDP: on an RDP port, or opened by an X.224 request.
     pub fn is_rdp(&self) -> bool {
         self.config.on_rdp_port || self.details.rdp_by_content
+    }
+
+    /// Cheap test whether the session may have reached its data phase (a diagnosis of a
+    /// [`Session::snapshot`] tells for sure).
+    pub fn maybe_in_session(&self) -> bool {
+        let d = &self.details;
+        d.mcs.client_info.is_some()
+            || d.mcs.fastpath_pdus.iter().any(|n| *n > 0)
+            || d.tls.app_records[0] + d.tls.app_records[1] >= 16
+    }
+
+    /// The record as of now, leaving the session running.
+    pub fn snapshot(&self) -> SessionRecord {
+        let mut timeline = self.timeline.clone();
+        timeline.sort_by_key(|e| e.frame.number);
+        SessionRecord {
+            timeline,
+            details: self.details.clone(),
+            is_rdp: self.is_rdp(),
+        }
     }
 
     /// Ends the session and yields its record.
