@@ -61,6 +61,8 @@ causes! {
     "Use a client with NLA enabled (mstsc: 'enablecredsspsupport:i:1'; FreeRDP: /sec:nla), or disable 'Require user authentication for remote connections by using Network Level Authentication' on the server.";
     "neg_failure_ssl_with_user_auth_required_by_server" => "the server requires TLS with client certificate authentication",
     "Configure the client with a certificate for authentication, or relax the server's security layer requirement.";
+    "server_selected_unrequested_protocol" => "the server selected a security protocol the client had not offered, and the client gave up",
+    "Align the security layer: a server set to Standard RDP Security only (xrdp security_layer=rdp, or the 'RDP' security layer policy) picks it even when the client offers only TLS/NLA; set the server to Negotiate/TLS or let the client use RDP security (FreeRDP: /sec:rdp).";
     "neg_failure_unknown" => "the server refused the negotiation with an unknown failure code",
     "Check the server's RDP security settings and event logs; the failure code is in the evidence.";
     "tls_version_mismatch" => "client and server have no TLS version in common",

@@ -20,7 +20,9 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
     let d = &s.details;
     let t = &d.tls;
     let m = &d.mcs;
-    if m.client_info.is_some()
+    // Standard RDP Security: the session starts when the server goes on after Client Info
+    // (licensing, capabilities, graphics); a disconnect right after it is still setup.
+    if m.server_pdus_after_info > 0
         || m.licensing_pdus > 0
         || m.fastpath_pdus.iter().any(|n| *n > 0)
         || m.set_error_info.is_some()
@@ -44,7 +46,7 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
         return (Phase::McsConnect, false);
     }
     let selected = d.nego.selected;
-    if tls_up && t.app_records[0] > 0 {
+    if tls_up && t.client_data_records() > 0 {
         match selected {
             Some(p) if p.uses_credssp() => return (Phase::Credssp, false),
             // TLS without NLA: the client's first application data is the MCS Connect Initial.

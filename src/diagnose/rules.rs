@@ -482,6 +482,44 @@ fn mtu_and_stall(cx: &mut Ctx<'_>) -> Option<Decision> {
         return None;
     }
     for dir in [Dir::ToServer, Dir::ToClient] {
+        let unseen = t.unseen_unacked(dir);
+        if unseen == 0 {
+            continue;
+        }
+        let sender = dir.sender();
+        let receiver = dir.reverse().sender();
+        if let Some(f) = t.seq_jump[dir.index()] {
+            cx.ev(
+                f,
+                format!(
+                    "{sender}: sequence number {unseen} bytes ahead of everything that arrived"
+                ),
+            );
+            cx.key = Some(f.number);
+        }
+        let (by, end) = match cx.ev_close() {
+            Some((d, _, end)) => (side(d), end),
+            None => cx.open_end(),
+        };
+        let (cause, what) = if unseen >= MTU_SUSPECT_LEN {
+            ("mtu_black_hole", "large packets are lost on the path while small ones get through: a path MTU black hole")
+        } else {
+            ("stall_retransmissions", "packets are lost on the path")
+        };
+        let summary = format!(
+            "during {} the {sender} sent {unseen} bytes that never reached the {receiver} (its sequence numbers moved past them, the {receiver} never acknowledged them) while its small packets did arrive: {what}",
+            cx.phase.name()
+        );
+        return Some(cx.decide(
+            cause,
+            Outcome::Failure,
+            by,
+            end,
+            Confidence::Medium,
+            summary,
+        ));
+    }
+    for dir in [Dir::ToServer, Dir::ToClient] {
         let unacked: Vec<_> = t
             .retransmits
             .iter()
@@ -735,9 +773,40 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
     None
 }
 
-/// RDP_NEG_FAILURE.
+/// RDP_NEG_FAILURE, or a selected protocol the client never asked for.
 fn negotiation(cx: &mut Ctx<'_>) -> Option<Decision> {
     let det = &cx.r.session.details;
+    if let (Some(sel), Some(req), true) =
+        (det.nego.selected, det.nego.requested, det.nego.has_neg_req)
+    {
+        let unrequested = if sel.is_standard_rdp() {
+            !req.is_standard_rdp()
+        } else {
+            sel.0 & req.0 != sel.0
+        };
+        if unrequested && cx.phase == Phase::X224Confirm {
+            cx.ev_first(|e| matches!(e.kind, EventKind::X224Request { .. }));
+            let cc = cx.ev_first(|e| matches!(e.kind, EventKind::X224Confirm { .. }));
+            cx.key = cc.map(|e| e.frame.number);
+            let (by, end) = match cx.ev_close() {
+                Some((d, _, end)) => (side(d), end),
+                None => cx.open_end(),
+            };
+            let summary = format!(
+                "the client asked for {} but the server selected {}, which the client did not offer, and the connection went no further",
+                req.names(),
+                sel.names()
+            );
+            return Some(cx.decide(
+                "server_selected_unrequested_protocol",
+                Outcome::Failure,
+                by,
+                end,
+                Confidence::High,
+                summary,
+            ));
+        }
+    }
     let code = det.nego.failure?;
     cx.ev_first(|e| matches!(e.kind, EventKind::X224Request { .. }));
     let cc = cx.ev_first(|e| matches!(e.kind, EventKind::X224Confirm { .. }));
@@ -940,8 +1009,32 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
     }
     let nla = det.nego.selected.is_some_and(Protocols::uses_credssp);
     let close = cx.first_close();
-    if t.app_records[0] == 0 {
+    if t.client_data_records() == 0 {
         // Nothing sent after the handshake.
+        if let (Some(alert), Some((Dir::ToServer, _, end))) = (t.client_encrypted_alert(), close) {
+            cx.ev_first(|e| matches!(e.kind, EventKind::Certificate { .. }));
+            cx.ev(
+                alert,
+                "client: encrypted TLS alert right after the handshake",
+            );
+            cx.key = Some(alert.number);
+            cx.ev_close();
+            let mut summary = "the client completed the TLS handshake, then sent an encrypted alert and closed without sending any data: it rejected the server's certificate after checking it".to_string();
+            if let Some(c) = t.certificates.first() {
+                summary.push_str(&format!(
+                    " ('{}' issued by '{}', valid until {})",
+                    c.subject, c.issuer, c.not_after
+                ));
+            }
+            return Some(cx.decide(
+                "certificate_rejected_by_client",
+                Outcome::Failure,
+                EndedBy::Client,
+                end,
+                Confidence::Medium,
+                summary,
+            ));
+        }
         cx.ev_first(|e| e.kind == EventKind::ChangeCipherSpec && e.dir == Some(Dir::ToClient));
         cx.ev_first(|e| e.kind == EventKind::EncryptedHandshake && e.dir == Some(Dir::ToClient));
         return Some(match cx.ev_close() {
@@ -1120,11 +1213,23 @@ fn setup(cx: &mut Ctx<'_>) -> Decision {
         } else {
             "client_closed_during_setup"
         };
-        let summary = format!(
+        let mut summary = format!(
             "the {} disconnected during the connection sequence ({}), before the session started",
             dir.sender(),
             cx.phase.name()
         );
+        if dir == Dir::ToClient
+            && !det.nego.has_neg_req
+            && det.mcs.connect_response.is_none()
+            && det.nego.request_frame.is_some()
+        {
+            summary.push_str(": the client's request carried no RDP_NEG_REQ (Standard RDP Security only) and the server gave up at the MCS Connect Initial, as servers that require TLS or NLA do with legacy requests");
+        }
+        if let (Dir::ToClient, Some(info)) = (dir, det.mcs.client_info) {
+            if info.number < f.number && det.mcs.server_pdus_after_info == 0 {
+                summary.push_str(&format!(", right after the client's Client Info PDU (frame {}): the server rejected the logon information in it (a decryption/MAC error, or the credentials)", info.number));
+            }
+        }
         return cx.decide(
             cause,
             Outcome::Failure,

@@ -182,6 +182,16 @@ pub struct TcpStats {
     /// raw sequence numbers), `None` if never acknowledged.
     #[serde(skip)]
     pub highest_ack: [Option<u32>; 2],
+    /// Highest sequence number reached by any segment per direction (seq + payload),
+    /// including bytes the capture never showed.
+    #[serde(skip)]
+    pub highest_seq: [Option<u32>; 2],
+    /// Next sequence number the reassembler expected per direction when the connection
+    /// finished (bytes seen up to there).
+    #[serde(skip)]
+    pub stream_next_seq: [Option<u32>; 2],
+    /// First segment per direction whose sequence number was ahead of the bytes seen.
+    pub seq_jump: [Option<FrameRef>; 2],
     /// Zero-window advertisements per direction.
     pub zero_windows: [u32; 2],
     /// Bytes missing from the capture per direction.
@@ -194,6 +204,23 @@ pub struct TcpStats {
 }
 
 impl TcpStats {
+    /// Bytes the sender of `dir` sent (its sequence numbers advanced past them) that the
+    /// capture never showed and the receiver never acknowledged: lost before the capture
+    /// point, so they never reached the receiver if the capture runs at the receiver.
+    pub fn unseen_unacked(&self, dir: Dir) -> u32 {
+        let i = dir.index();
+        let (Some(Some(high)), Some(Some(next))) =
+            (self.highest_seq.get(i), self.stream_next_seq.get(i))
+        else {
+            return 0;
+        };
+        let missing = high.wrapping_sub(*next) as i32;
+        if missing <= 0 || self.acked(dir, next.wrapping_add(1)) {
+            return 0;
+        }
+        missing as u32
+    }
+
     /// Whether `seq_end` of `dir`'s data was acknowledged by the peer.
     pub fn acked(&self, dir: Dir, seq_end: u32) -> bool {
         self.highest_ack

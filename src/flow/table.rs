@@ -90,7 +90,10 @@ impl<O> Conn<O> {
         self.tcp.rst.iter().any(Option::is_some) || self.tcp.fin.iter().all(Option::is_some)
     }
 
-    fn finish(self, reason: FinishReason) -> FinishedConnection<O> {
+    fn finish(mut self, reason: FinishReason) -> FinishedConnection<O> {
+        for (next, stream) in self.tcp.stream_next_seq.iter_mut().zip(&self.streams) {
+            *next = stream.next_seq();
+        }
         FinishedConnection {
             meta: self.meta,
             tcp: self.tcp,
@@ -294,6 +297,20 @@ impl<O: ConnectionObserver> FlowTable<O> {
                     gaps: &mut c.tcp.gap_bytes[peer],
                 };
                 stream.acked(seg.ack, frame, &mut sink);
+            }
+        }
+        if !syn && !seg.has(tcp_flags::RST) {
+            let end = seg.seq.wrapping_add(seg.payload.len() as u32);
+            if c.tcp.seq_jump[d].is_none()
+                && c.streams[d]
+                    .next_seq()
+                    .is_some_and(|n| (seg.seq.wrapping_sub(n) as i32) > 0)
+            {
+                c.tcp.seq_jump[d] = Some(frame);
+            }
+            let higher = c.tcp.highest_seq[d].map_or(true, |h| (end.wrapping_sub(h) as i32) > 0);
+            if higher {
+                c.tcp.highest_seq[d] = Some(end);
             }
         }
         if seg.window == 0 && !syn && !seg.has(tcp_flags::RST) {

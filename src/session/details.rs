@@ -107,6 +107,46 @@ impl TlsDetails {
             .is_some_and(|s| s.version == 0x0304)
     }
 
+    /// Largest encrypted record taken to be an alert rather than data (2 bytes of alert,
+    /// TLS 1.3's content type and an AEAD tag or CBC padding and MAC).
+    pub const ALERT_SIZED: u16 = 24;
+
+    /// The client's TLS 1.3 application records after its encrypted Finished, in order.
+    fn client_records_after_finished(&self) -> impl Iterator<Item = &RecordLog> {
+        self.record_log
+            .iter()
+            .filter(|l| l.dir == Dir::ToClient.reverse() && l.content_type == 23)
+            .skip(1)
+    }
+
+    /// Client application records that carry data: not TLS 1.3's encrypted Finished and not
+    /// a TLS 1.3 alert-sized record.
+    pub fn client_data_records(&self) -> u64 {
+        if !self.is_tls13() {
+            return self.app_records[0];
+        }
+        let alerts = self
+            .client_records_after_finished()
+            .filter(|l| l.len <= Self::ALERT_SIZED)
+            .count() as u64;
+        self.app_records[0].saturating_sub(1).saturating_sub(alerts)
+    }
+
+    /// An encrypted alert from the client after the handshake: a type-21 record (TLS 1.2
+    /// and earlier) or, in TLS 1.3, an alert-sized record after the client's Finished.
+    pub fn client_encrypted_alert(&self) -> Option<FrameRef> {
+        if self.is_tls13() {
+            return self
+                .client_records_after_finished()
+                .find(|l| l.len <= Self::ALERT_SIZED)
+                .map(|l| l.frame);
+        }
+        self.alerts
+            .iter()
+            .find(|a| a.from == "client" && a.code.is_none())
+            .map(|a| a.frame)
+    }
+
     /// Whether the handshake completed (both Finished sent).
     pub fn established(&self) -> bool {
         if self.is_tls13() {
@@ -133,6 +173,8 @@ pub struct McsDetails {
     pub security_exchange: Option<FrameRef>,
     /// Licensing PDUs seen.
     pub licensing_pdus: u32,
+    /// Server Send Data PDUs after the Client Info PDU (the server went on with the session).
+    pub server_pdus_after_info: u64,
     /// Licensing error alert (code, state transition).
     pub license_error: Option<(u32, u32)>,
     /// Set Error Info value in clear.

@@ -151,6 +151,9 @@ impl Session {
             return;
         };
         let m = &mut self.details.mcs;
+        if dir == Dir::ToClient && m.client_info.is_some() {
+            m.server_pdus_after_info += 1;
+        }
         if flags & mcs::sec_flags::SEC_EXCHANGE_PKT != 0 {
             if m.security_exchange.is_none() {
                 m.security_exchange = Some(frame);
