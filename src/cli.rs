@@ -16,6 +16,8 @@ pub struct Opts {
 pub enum Command {
     /// Analyse saved captures (pcap, pcapng, gzip/zstd compressed, `-` for stdin).
     Analyze(AnalyzeArgs),
+    /// Rebuild a batch summary from saved `--format jsonl` reports (merge many machines' runs).
+    Summarize(SummarizeArgs),
     /// Capture live from an interface and print each connection's verdict as it settles
     /// (needs the `live` cargo feature and libpcap).
     Live(LiveArgs),
@@ -73,12 +75,40 @@ pub enum FormatArg {
     Jsonl,
 }
 
+/// Arguments of `rdpdiag summarize`.
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// JSON Lines reports written by `rdpdiag analyze --format jsonl`; `-` reads stdin.
+    #[arg(required = true, value_name = "REPORT.jsonl")]
+    pub reports: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Table width in columns (default: $COLUMNS or 120).
+    #[arg(long, value_name = "COLUMNS")]
+    pub width: Option<u16>,
+}
+
 /// Arguments of `rdpdiag analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files; `-` reads standard input.
-    #[arg(required = true, value_name = "PATH")]
+    /// Capture files, directories (searched recursively) and glob patterns; `-` reads stdin.
+    #[arg(value_name = "PATH", required_unless_present = "files_from")]
     pub paths: Vec<String>,
+    /// Read more paths from FILE, one per line (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<String>,
+    /// Threads for analysing files in parallel (default: all cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// After the connections, print a summary: failures by cause, server, client, hour, file,
+    /// and attempts (jsonl: one object with "type": "summary").
+    #[arg(long)]
+    pub summary: bool,
+    /// Process only shard K of N of the inputs (stable by path), for array jobs; K may be
+    /// `auto` to take it from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,

@@ -8,6 +8,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod capture;
 pub mod cli;
 pub mod decode;
@@ -18,3 +19,4 @@ pub mod pipeline;
 pub mod proto;
 pub mod report;
 pub mod session;
+pub mod summary;

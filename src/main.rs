@@ -1,19 +1,22 @@
 //! The rdpdiag binary: parse arguments, call the library, map the result to an exit code
 //! (0 all input analysed, 1 some input unreadable or truncated, 2 usage error).
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use rdpdiag::cli::{AnalyzeArgs, Command, FormatArg, Opts};
-use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
-use rdpdiag::report::{self, ReportOptions};
+use rdpdiag::batch::{self, Input, Shard};
+use rdpdiag::cli::{AnalyzeArgs, Command, FormatArg, Opts, SummarizeArgs};
+use rdpdiag::pipeline::AnalyzeConfig;
+use rdpdiag::report::{self, ConnectionReport, ReportOptions};
+use rdpdiag::summary::SummaryBuilder;
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
     let result = match opts.command {
         Command::Analyze(args) => analyze(&args),
+        Command::Summarize(args) => summarize(&args),
         Command::Live(args) => return rdpdiag::live::run(&args),
     };
     match result {
@@ -21,7 +24,7 @@ fn main() -> ExitCode {
         // Output into a closed pipe (`| head`) ends quietly.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rdpdiag: cannot write output: {e}");
+            eprintln!("rdpdiag: {e}");
             ExitCode::from(1)
         }
     }
@@ -34,6 +37,11 @@ fn terminal_width() -> u16 {
         .unwrap_or(120)
 }
 
+fn usage_error(msg: &str) -> io::Result<ExitCode> {
+    eprintln!("rdpdiag: {msg}");
+    Ok(ExitCode::from(2))
+}
+
 fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
     let mut config = AnalyzeConfig::default();
     for p in &args.ports {
@@ -41,6 +49,67 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             config.rdp_ports.push(*p);
         }
     }
+    let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e),
+    };
+    let mut names = args.paths.clone();
+    if let Some(src) = &args.files_from {
+        match batch::read_files_from(src) {
+            Ok(more) => names.extend(more),
+            Err(e) => {
+                eprintln!("rdpdiag: cannot read the list of files {src}: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    let mut failed = false;
+    let mut paths = Vec::new();
+    for input in batch::expand_inputs(&names) {
+        match input {
+            Input::Path(p) => paths.push(p),
+            Input::Missing(name, why) => {
+                eprintln!("rdpdiag: {name}: {why}");
+                failed = true;
+            }
+        }
+    }
+    if let Some(s) = shard {
+        paths.retain(|p| s.contains(p));
+    }
+    let threads = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(io::Error::other)?;
+
+    let progress = (std::io::stderr().is_terminal() && paths.len() > 1).then(|| {
+        let total: u64 = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {msg} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let files_total = paths.len();
+    let files_done = std::sync::atomic::AtomicUsize::new(0);
+    let on_done = |p: &str| {
+        if let Some(bar) = &progress {
+            let n = files_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.set_message(format!("{n}/{files_total} files"));
+            bar.inc(std::fs::metadata(p).map_or(0, |m| m.len()));
+        }
+    };
+
     let ropts = ReportOptions {
         redact: args.redact,
         timeline: args.verbose,
@@ -48,24 +117,107 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
     let width = args.width.unwrap_or_else(terminal_width);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let mut failed = false;
-    for (i, path) in args.paths.iter().enumerate() {
-        let analysis = analyze_path(path, &config);
-        if let Some(e) = analysis.problem() {
+    let mut summary = args.summary.then(SummaryBuilder::new);
+    let mut first = true;
+    let mut emit = |analysis: rdpdiag::pipeline::FileAnalysis| -> io::Result<()> {
+        let problem = analysis.problem().map(ToString::to_string);
+        if let Some(e) = &problem {
             failed = true;
-            eprintln!("rdpdiag: {e}");
+            match &progress {
+                Some(bar) => bar.suspend(|| eprintln!("rdpdiag: {e}")),
+                None => eprintln!("rdpdiag: {e}"),
+            }
         }
         match args.format {
             FormatArg::Jsonl => report::write_jsonl(&mut out, &analysis, ropts)?,
             FormatArg::Table => {
-                if i > 0 {
+                if !first {
                     writeln!(out)?;
                 }
-                report::write_table(&mut out, &analysis, width, args.verbose, ropts)?
+                report::write_table(&mut out, &analysis, width, args.verbose, ropts)?;
             }
+        }
+        first = false;
+        if let Some(b) = summary.as_mut() {
+            b.add_file(&analysis.path, problem);
+            for d in &analysis.connections {
+                let r = ConnectionReport::new(
+                    &analysis.path,
+                    d,
+                    ReportOptions {
+                        redact: args.redact,
+                        timeline: false,
+                    },
+                );
+                if let Ok(v) = serde_json::to_value(&r) {
+                    b.add_report(&v);
+                }
+            }
+        }
+        out.flush()
+    };
+    let window = threads.saturating_mul(4).max(1);
+    batch::analyze_in_order(&pool, &paths, &config, window, &on_done, &mut emit)?;
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    if let Some(b) = summary {
+        let s = b.build();
+        match args.format {
+            FormatArg::Jsonl => report::write_summary_json(&mut out, &s)?,
+            FormatArg::Table => report::write_summary_table(&mut out, &s, width)?,
         }
         out.flush()?;
     }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summarize(args: &SummarizeArgs) -> io::Result<ExitCode> {
+    let mut b = SummaryBuilder::new();
+    let mut failed = false;
+    for path in &args.reports {
+        let reader: Box<dyn io::BufRead> = if path == "-" {
+            Box::new(io::BufReader::new(io::stdin()))
+        } else {
+            match std::fs::File::open(path) {
+                Ok(f) => Box::new(io::BufReader::new(f)),
+                Err(e) => {
+                    eprintln!("rdpdiag: cannot read {path}: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        for (n, line) in io::BufRead::lines(reader).enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<serde_json::Value>(&line) {
+                Ok(v) => {
+                    b.add_report(&v);
+                }
+                Err(e) => {
+                    eprintln!("rdpdiag: {path}: line {}: not JSON: {e}", n + 1);
+                    failed = true;
+                }
+            }
+        }
+    }
+    let s = b.build();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match args.format {
+        FormatArg::Jsonl => report::write_summary_json(&mut out, &s)?,
+        FormatArg::Table => {
+            report::write_summary_table(&mut out, &s, args.width.unwrap_or_else(terminal_width))?
+        }
+    }
+    out.flush()?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

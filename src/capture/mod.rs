@@ -5,6 +5,8 @@
 //! memory is bounded by the largest block, never by the file size.
 
 mod input;
+#[cfg(feature = "live")]
+pub mod live;
 mod reader;
 
 pub use input::{open_input, InputSource};

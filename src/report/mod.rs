@@ -3,11 +3,15 @@
 //! parameter, never taken from the terminal inside the library.
 
 mod model;
+mod stream;
+mod summary;
 mod table;
 
 use std::io::{self, Write};
 
 pub use model::{endpoint, AlertReport, ConnectionReport, McsReport, ReportOptions, TlsReport};
+pub use stream::TableStream;
+pub use summary::{write_summary_json, write_summary_table};
 pub use table::write_table;
 
 use crate::diagnose::Outcome;

@@ -89,6 +89,9 @@ pub struct McsReport {
 /// The JSON object of one connection.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionReport {
+    /// Always "connection" (tells it apart from the batch summary object).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
     /// Capture file.
     pub file: String,
     /// Client "ip:port".
@@ -157,6 +160,11 @@ pub struct ConnectionReport {
     /// The timeline (with `--verbose`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<EventView>>,
+    /// Live capture only: why this verdict was printed now: `established` (the session is
+    /// up and the connection still open; its end follows later), `closed`, `idle` (silent
+    /// past the idle timeout) or `stopped` (still open when the capture stopped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
 }
 
 const REDACTED: &str = "<redacted>";
@@ -250,6 +258,7 @@ impl ConnectionReport {
             }
         });
         ConnectionReport {
+            kind: "connection",
             file: file.to_string(),
             client: endpoint(&r.meta.client),
             server: endpoint(&r.meta.server),
@@ -291,6 +300,7 @@ impl ConnectionReport {
             timeline: opts
                 .timeline
                 .then(|| r.session.timeline.iter().map(EventView::from).collect()),
+            event: None,
         }
     }
 }

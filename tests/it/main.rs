@@ -1,6 +1,7 @@
 //! The one integration test binary: golden outputs of the shipped captures, the public
 //! corpus against its expected.tsv, and the command line through the built binary.
 
+mod batch;
 mod cli;
 mod corpus;
 mod golden;

@@ -1,0 +1,255 @@
+//! Batches: expanding paths (files, directories, globs, `--files-from`), sharding a batch
+//! over an array job, and analysing many captures in parallel with output in input order.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{self, BufRead};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::pipeline::{analyze_path, AnalyzeConfig, FileAnalysis};
+
+/// Capture file name endings picked up when walking a directory.
+const CAPTURE_SUFFIXES: [&str; 11] = [
+    ".pcap",
+    ".pcapng",
+    ".cap",
+    ".dmp",
+    ".pcap.gz",
+    ".pcapng.gz",
+    ".pcap.zst",
+    ".pcapng.zst",
+    ".gz",
+    ".zst",
+    ".ntar",
+];
+
+/// Whether a file found in a directory looks like a capture (by name; contents decide later).
+fn looks_like_capture(p: &Path) -> bool {
+    let name = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    CAPTURE_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// One input named by the user, expanded; errors are kept in input order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A capture path (or `-`).
+    Path(String),
+    /// A name that expanded to nothing or could not be read.
+    Missing(String, String),
+}
+
+/// Expands files, directories (recursively, sorted) and glob patterns, keeping order and
+/// dropping repeats.
+pub fn expand_inputs(args: &[String]) -> Vec<Input> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |out: &mut Vec<Input>, p: String| {
+        if seen.insert(p.clone()) {
+            out.push(Input::Path(p));
+        }
+    };
+    for arg in args {
+        let path = Path::new(arg);
+        if arg == "-" || path.is_file() {
+            push(&mut out, arg.clone());
+        } else if path.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &mut files);
+            files.sort();
+            if files.is_empty() {
+                out.push(Input::Missing(
+                    arg.clone(),
+                    "no capture files in the directory".into(),
+                ));
+            }
+            for f in files {
+                push(&mut out, f);
+            }
+        } else if arg.contains(['*', '?', '[']) {
+            let mut matched: Vec<String> = match glob::glob(arg) {
+                Ok(paths) => paths
+                    .flatten()
+                    .filter(|p| p.is_file())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect(),
+                Err(e) => {
+                    out.push(Input::Missing(arg.clone(), format!("bad pattern: {e}")));
+                    continue;
+                }
+            };
+            matched.sort();
+            if matched.is_empty() {
+                out.push(Input::Missing(
+                    arg.clone(),
+                    "the pattern matches no file".into(),
+                ));
+            }
+            for f in matched {
+                push(&mut out, f);
+            }
+        } else {
+            // Let the reader report it (no such file, permission...).
+            push(&mut out, arg.clone());
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if looks_like_capture(&p) {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// Reads paths from a file (one per line; `-` reads standard input); blank lines and
+/// lines starting with `#` are skipped.
+pub fn read_files_from(source: &str) -> io::Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = if source == "-" {
+        Box::new(io::BufReader::new(io::stdin()))
+    } else {
+        Box::new(io::BufReader::new(std::fs::File::open(source)?))
+    };
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let line = line?;
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') {
+            out.push(t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// A shard of an array job: this is shard `index` (0-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based index.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `K/N` (0 <= K < N). `K` may be `auto`: SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Job) gives the index.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("shard '{s}' is not K/N"))?;
+        let count: u32 = n
+            .parse()
+            .map_err(|_| format!("shard count '{n}' is not a number"))?;
+        let index: u32 = if k == "auto" {
+            let var = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok())
+                .ok_or("shard index 'auto' needs SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")?;
+            var.parse()
+                .map_err(|_| format!("shard index '{var}' from the environment is not a number"))?
+        } else {
+            k.parse()
+                .map_err(|_| format!("shard index '{k}' is not a number"))?
+        };
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= K < N"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether `path` belongs to this shard (stable: by a hash of the path string).
+    pub fn contains(&self, path: &str) -> bool {
+        // FNV-1a: stable across Rust versions and platforms, unlike DefaultHasher.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in path.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % u64::from(self.count)) as u32 == self.index
+    }
+}
+
+/// Symmetric hash of a connection's endpoints (either direction gives the same value).
+pub fn connection_hash<T: Hash + Ord>(a: T, b: T) -> u64 {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = DefaultHasher::new();
+    lo.hash(&mut h);
+    hi.hash(&mut h);
+    h.finish()
+}
+
+/// Analyses `paths` in parallel, calling `emit` for each file's analysis strictly in input
+/// order as soon as it and every file before it are done. At most `window` analyses are
+/// held at once, so memory stays bounded on long batches.
+pub fn analyze_in_order(
+    pool: &rayon::ThreadPool,
+    paths: &[String],
+    config: &AnalyzeConfig,
+    window: usize,
+    on_done: &(dyn Fn(&str) + Sync),
+    emit: &mut dyn FnMut(FileAnalysis) -> io::Result<()>,
+) -> io::Result<()> {
+    for chunk in paths.chunks(window.max(1)) {
+        let results: Vec<FileAnalysis> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|p| {
+                    let a = analyze_path(p, config);
+                    on_done(p);
+                    a
+                })
+                .collect()
+        });
+        for r in results {
+            emit(r)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_inputs() {
+        let paths: Vec<String> = (0..200)
+            .map(|i| format!("/data/capture-{i}.pcap"))
+            .collect();
+        let shards: Vec<Shard> = (0..3)
+            .map(|k| Shard::parse(&format!("{k}/3")).unwrap())
+            .collect();
+        for p in &paths {
+            assert_eq!(shards.iter().filter(|s| s.contains(p)).count(), 1);
+        }
+        assert!(shards
+            .iter()
+            .all(|s| paths.iter().filter(|p| s.contains(p)).count() > 40));
+        assert!(
+            Shard::parse("3/3").is_err()
+                && Shard::parse("x").is_err()
+                && Shard::parse("1/0").is_err()
+        );
+    }
+
+    #[test]
+    fn symmetric_hash() {
+        assert_eq!(
+            connection_hash(("10.0.0.1", 1), ("10.0.0.2", 3389)),
+            connection_hash(("10.0.0.2", 3389), ("10.0.0.1", 1))
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Batches: directories, globs and --files-from; deterministic order whatever the thread
+//! count; the summary; `summarize` from saved reports; shards that cover a batch exactly once.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rdpdiag");
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+    )
+}
+
+fn connection_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.contains("\"type\":\"connection\""))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn directory_batch_is_deterministic_across_thread_counts() {
+    let (c1, one) = run(
+        &["analyze", "--format", "jsonl", "-j", "1", "testdata/public"],
+        &[],
+    );
+    let (c2, two) = run(
+        &["analyze", "--format", "jsonl", "-j", "2", "testdata/public"],
+        &[],
+    );
+    assert_eq!((c1, c2), (0, 0));
+    assert_eq!(one, two);
+    let files: Vec<String> = connection_lines(&one)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["file"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut sorted = files.clone();
+    sorted.sort();
+    assert_eq!(files, sorted, "files in input (sorted directory) order");
+    assert!(files
+        .iter()
+        .any(|f| f.ends_with("EternalSafety/esteemedaudit-failed-XPSP2.pcap")));
+}
+
+#[test]
+fn globs_and_files_from_select_the_same_files() {
+    let (_, by_glob) = run(
+        &[
+            "analyze",
+            "--format",
+            "jsonl",
+            "testdata/public/zeek/rdp-*.pcap",
+        ],
+        &[],
+    );
+    let list = std::env::temp_dir().join(format!("rdpdiag-list-{}", std::process::id()));
+    let mut names: Vec<String> = std::fs::read_dir("testdata/public/zeek")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.contains("/rdp-"))
+        .collect();
+    names.sort();
+    std::fs::write(
+        &list,
+        format!("# zeek rdp captures\n{}\n", names.join("\n")),
+    )
+    .unwrap();
+    let (_, by_list) = run(
+        &[
+            "analyze",
+            "--format",
+            "jsonl",
+            "--files-from",
+            list.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(by_glob, by_list);
+    assert_eq!(connection_lines(&by_glob).len(), 6);
+    let (code, _) = run(&["analyze", "testdata/public/zeek/nothing-*.pcap"], &[]);
+    assert_eq!(code, 1, "a pattern matching nothing is reported");
+}
+
+#[test]
+fn summary_counts_connections_and_attempts_and_summarize_rebuilds_it() {
+    let (code, out) = run(
+        &[
+            "analyze",
+            "--format",
+            "jsonl",
+            "--summary",
+            "testdata/public",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "summary");
+    let n = connection_lines(&out).len() as u64;
+    assert_eq!(last["connections"]["total"], n);
+    assert_eq!(last["files"], 12);
+    // zeek/rdp-proprietary-encryption: SSL refused, then the standard-security retry.
+    let kinds = &last["attempt_kinds"];
+    assert_eq!(kinds["downgrade_after_negotiation_failure"], 1);
+    assert!(last["failures_by_cause"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["key"] == "nla_authentication_failed"));
+    let saved = std::env::temp_dir().join(format!("rdpdiag-report-{}.jsonl", std::process::id()));
+    std::fs::write(&saved, &out).unwrap();
+    let (code, rebuilt) = run(
+        &["summarize", "--format", "jsonl", saved.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let rebuilt: serde_json::Value = serde_json::from_str(rebuilt.trim()).unwrap();
+    // Everything but per-file read errors (not in connection reports) is rebuilt exactly.
+    for key in [
+        "connections",
+        "attempts",
+        "attempt_kinds",
+        "failures_by_cause",
+        "by_server",
+        "by_client",
+        "by_hour",
+    ] {
+        assert_eq!(rebuilt[key], last[key], "{key}");
+    }
+    let (_, table) = run(&["summarize", saved.to_str().unwrap()], &[]);
+    assert!(table.contains("== summary") && table.contains("failure cause"));
+}
+
+#[test]
+fn shards_cover_the_batch_exactly_once() {
+    let (_, all) = run(&["analyze", "--format", "jsonl", "testdata"], &[]);
+    let mut union = Vec::new();
+    for k in 0..3 {
+        let (code, part) = run(
+            &[
+                "analyze",
+                "--format",
+                "jsonl",
+                "--shard",
+                &format!("{k}/3"),
+                "testdata",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0);
+        union.extend(connection_lines(&part));
+    }
+    // The same shard from the Slurm environment.
+    let (_, by_env) = run(
+        &[
+            "analyze", "--format", "jsonl", "--shard", "auto/3", "testdata",
+        ],
+        &[("SLURM_ARRAY_TASK_ID", "1")],
+    );
+    let (_, explicit) = run(
+        &["analyze", "--format", "jsonl", "--shard", "1/3", "testdata"],
+        &[],
+    );
+    assert_eq!(by_env, explicit);
+    let mut all = connection_lines(&all);
+    all.sort();
+    union.sort();
+    assert_eq!(union, all);
+    assert_eq!(run(&["analyze", "--shard", "3/3", "testdata"], &[]).0, 2);
+}
