@@ -1,5 +1,7 @@
 //! The diagnosis rules, in order: the first rule that matches decides the cause.
 
+mod decrypted;
+
 use super::causes;
 use super::phase::furthest_phase;
 use super::verdict::{Confidence, End, EndedBy, Evidence, Outcome, Phase, Verdict};
@@ -323,6 +325,9 @@ fn decide(cx: &mut Ctx<'_>) -> Decision {
         return d;
     }
     if let Some(d) = tls_rules(cx) {
+        return d;
+    }
+    if let Some(d) = decrypted::decide(cx) {
         return d;
     }
     if cx.phase == Phase::RdpSession {
