@@ -105,6 +105,9 @@ pub struct AnalyzeArgs {
     /// and attempts (jsonl: one object with "type": "summary").
     #[arg(long)]
     pub summary: bool,
+    /// Also write a self-contained HTML report (summary, strip chart, ladder per connection).
+    #[arg(long, value_name = "REPORT.html")]
+    pub html: Option<String>,
     /// Process only shard K of N of the inputs (stable by path), for array jobs; K may be
     /// `auto` to take it from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
     #[arg(long, value_name = "K/N")]

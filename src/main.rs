@@ -115,9 +115,11 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         timeline: args.verbose,
     };
     let width = args.width.unwrap_or_else(terminal_width);
+    let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let mut summary = args.summary.then(SummaryBuilder::new);
+    let mut summary = (args.summary || args.html.is_some()).then(SummaryBuilder::new);
+    let mut html_conns: Vec<report::HtmlConnection> = Vec::new();
     let mut first = true;
     let mut emit = |analysis: rdpdiag::pipeline::FileAnalysis| -> io::Result<()> {
         let problem = analysis.problem().map(ToString::to_string);
@@ -134,10 +136,26 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
                 if !first {
                     writeln!(out)?;
                 }
-                report::write_table(&mut out, &analysis, width, args.verbose, ropts)?;
+                report::write_table(&mut out, &analysis, width, args.verbose, ropts, color)?;
             }
         }
         first = false;
+        if args.html.is_some() {
+            for d in &analysis.connections {
+                let r = ConnectionReport::new(
+                    &analysis.path,
+                    d,
+                    ReportOptions {
+                        redact: args.redact,
+                        timeline: false,
+                    },
+                );
+                html_conns.push(report::HtmlConnection {
+                    report: r,
+                    rungs: report::ladder(d),
+                });
+            }
+        }
         if let Some(b) = summary.as_mut() {
             b.add_file(&analysis.path, problem);
             for d in &analysis.connections {
@@ -163,11 +181,24 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
     }
     if let Some(b) = summary {
         let s = b.build();
-        match args.format {
-            FormatArg::Jsonl => report::write_summary_json(&mut out, &s)?,
-            FormatArg::Table => report::write_summary_table(&mut out, &s, width)?,
+        if args.summary {
+            match args.format {
+                FormatArg::Jsonl => report::write_summary_json(&mut out, &s)?,
+                FormatArg::Table => report::write_summary_table(&mut out, &s, width)?,
+            }
+            out.flush()?;
         }
-        out.flush()?;
+        if let Some(path) = &args.html {
+            let written = std::fs::File::create(path).and_then(|f| {
+                let mut w = io::BufWriter::new(f);
+                report::write_html(&mut w, "rdpdiag report", &html_conns, &s)?;
+                w.flush()
+            });
+            if let Err(e) = written {
+                eprintln!("rdpdiag: cannot write {path}: {e}");
+                failed = true;
+            }
+        }
     }
     Ok(if failed {
         ExitCode::from(1)

@@ -30,7 +30,7 @@ struct Row {
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time as rdpdiag writes it.
-fn epoch_seconds(t: &str) -> Option<f64> {
+pub fn epoch_seconds(t: &str) -> Option<f64> {
     let (date, time) = t.trim_end_matches('Z').split_once('T')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);

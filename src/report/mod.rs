@@ -2,6 +2,8 @@
 //! machines, and per-file summaries. Every writer takes a `Write`; table width is a
 //! parameter, never taken from the terminal inside the library.
 
+mod html;
+mod ladder;
 mod model;
 mod stream;
 mod summary;
@@ -9,6 +11,8 @@ mod table;
 
 use std::io::{self, Write};
 
+pub use html::{esc, ladder_svg, wireshark_filter, write_html, HtmlConnection};
+pub use ladder::{ladder, write_ladder, Rung};
 pub use model::{endpoint, AlertReport, ConnectionReport, McsReport, ReportOptions, TlsReport};
 pub use stream::TableStream;
 pub use summary::{write_summary_json, write_summary_table};

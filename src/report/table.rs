@@ -32,13 +32,15 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 /// Writes `f` as a table of `width` columns, then one explanation per connection.
-/// `verbose` adds the evidence frames and the timeline of every connection.
+/// `verbose` adds the evidence frames and the ladder of every connection (`color`: ANSI
+/// colours for the failing step).
 pub fn write_table(
     out: &mut dyn Write,
     f: &FileAnalysis,
     width: u16,
     verbose: bool,
     opts: ReportOptions,
+    color: bool,
 ) -> io::Result<()> {
     let reports: Vec<ConnectionReport> = f
         .connections
@@ -107,23 +109,8 @@ pub fn write_table(
             for n in &r.notes {
                 writeln!(out, "   note: {n}")?;
             }
-            if let Some(tl) = &r.timeline {
-                writeln!(out, "   timeline:")?;
-                let t0 = f.connections[i].record.meta.first.ts;
-                for (ev, e) in tl.iter().zip(&f.connections[i].record.session.timeline) {
-                    let rel = e.frame.ts.nanos_since(t0) as f64 / 1e9;
-                    let arrow = match ev.from {
-                        "client" => "C->S",
-                        "server" => "S->C",
-                        _ => "    ",
-                    };
-                    writeln!(
-                        out,
-                        "     frame {:>7}  +{rel:>9.3}s  {arrow}  {}",
-                        ev.frame, ev.what
-                    )?;
-                }
-            }
+            writeln!(out, "   ladder:")?;
+            super::write_ladder(out, &f.connections[i], color)?;
         } else if let Some(n) = r.notes.first() {
             writeln!(out, "   note: {n}")?;
         }

@@ -5,6 +5,9 @@ mod batch;
 mod cli;
 mod corpus;
 mod golden;
+#[cfg(feature = "live")]
+mod live;
+mod report;
 
 use std::path::{Path, PathBuf};
 
