@@ -127,4 +127,8 @@ pub struct AnalyzeArgs {
     /// Table width in columns (default: the terminal's width, or 120).
     #[arg(long, value_name = "COLUMNS")]
     pub width: Option<u16>,
+    /// TLS key log (NSS format: CLIENT_RANDOM, *_TRAFFIC_SECRET lines) to decrypt TLS and
+    /// NLA with (repeatable; keys embedded in pcapng files are used as well).
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylogs: Vec<String>,
 }

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod decrypt;
 pub mod diagnose;
 pub mod flow;
 pub mod live;

@@ -162,6 +162,7 @@ mod imp {
         match d.record.finish {
             FinishReason::Closed | FinishReason::PortReuse => "closed",
             FinishReason::Idle => "idle",
+            FinishReason::Evicted { .. } => "evicted",
             FinishReason::CaptureEnd => "stopped",
         }
     }
@@ -350,7 +351,7 @@ mod imp {
             if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            match source.next() {
+            match source.next_frame() {
                 Ok(Some(frame)) => {
                     if let Some(w) = &mut writer {
                         if let Err(e) = w.packet(&frame) {

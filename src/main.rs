@@ -49,6 +49,17 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             config.rdp_ports.push(*p);
         }
     }
+    for path in &args.keylogs {
+        match std::fs::read(path) {
+            // Only the count is reported: secrets never reach the output.
+            Ok(text) => {
+                if config.keys.add_key_log(&text) == 0 {
+                    eprintln!("rdpdiag: warning: {path}: no usable key-log lines");
+                }
+            }
+            Err(e) => return usage_error(&format!("cannot read the key log {path}: {e}")),
+        }
+    }
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
         Err(e) => return usage_error(&e),
@@ -141,32 +152,33 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         }
         first = false;
         if args.html.is_some() {
-            for d in &analysis.connections {
-                let r = ConnectionReport::new(
-                    &analysis.path,
-                    d,
-                    ReportOptions {
-                        redact: args.redact,
-                        timeline: false,
-                    },
-                );
-                html_conns.push(report::HtmlConnection {
-                    report: r,
-                    rungs: report::ladder(d),
-                });
+            let plain = ReportOptions {
+                redact: args.redact,
+                timeline: false,
+            };
+            for item in report::items(&analysis) {
+                let (r, rungs) = match item {
+                    report::Item::Tcp(d) => (
+                        ConnectionReport::new(&analysis.path, d, plain),
+                        report::ladder(d),
+                    ),
+                    report::Item::Udp(u) => (
+                        ConnectionReport::udp(&analysis.path, u),
+                        report::udp_rungs(u),
+                    ),
+                };
+                html_conns.push(report::HtmlConnection { report: r, rungs });
             }
         }
         if let Some(b) = summary.as_mut() {
             b.add_file(&analysis.path, problem);
-            for d in &analysis.connections {
-                let r = ConnectionReport::new(
-                    &analysis.path,
-                    d,
-                    ReportOptions {
-                        redact: args.redact,
-                        timeline: false,
-                    },
-                );
+            for r in report::reports(
+                &analysis,
+                ReportOptions {
+                    redact: args.redact,
+                    timeline: false,
+                },
+            ) {
                 if let Ok(v) = serde_json::to_value(&r) {
                     b.add_report(&v);
                 }

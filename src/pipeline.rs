@@ -5,11 +5,15 @@
 //! memory is bounded by live connections, not by the capture.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 
 use crate::capture::{self, CaptureError, CaptureSummary, Frame, FrameSink, Timestamp};
 use crate::decode::{self, Transport};
+use crate::decrypt::{KeyStore, SharedKeys};
 use crate::diagnose::{self, ConnectionRecord, Verdict};
+use crate::flow::udp::{FinishedUdp, UdpMeta, UdpTable};
 use crate::flow::{FinishedConnection, FlowConfig, FlowTable, FrameRef};
+use crate::session::udp::UdpSession;
 use crate::session::{Session, SessionConfig};
 
 /// Settings of an analysis.
@@ -19,6 +23,8 @@ pub struct AnalyzeConfig {
     pub rdp_ports: Vec<u16>,
     /// Connection-table settings.
     pub flow: FlowConfig,
+    /// TLS keys from `--keylog` files (pcapng Decryption Secrets Blocks add to a copy).
+    pub keys: KeyStore,
 }
 
 impl Default for AnalyzeConfig {
@@ -26,6 +32,7 @@ impl Default for AnalyzeConfig {
         AnalyzeConfig {
             rdp_ports: vec![3389],
             flow: FlowConfig::default(),
+            keys: KeyStore::default(),
         }
     }
 }
@@ -52,17 +59,42 @@ pub struct AnalyzeStats {
     pub first_ts: Option<Timestamp>,
     /// Time of the last frame.
     pub last_ts: Option<Timestamp>,
+    /// Connections evicted because the connection table was full.
+    pub evicted: u64,
 }
+
+/// One diagnosed RDP-over-UDP transport.
+#[derive(Debug, Clone)]
+pub struct UdpDiagnosed {
+    /// Endpoints and first frame.
+    pub meta: UdpMeta,
+    /// Last frame.
+    pub last: FrameRef,
+    /// Datagrams client to server and server to client.
+    pub datagrams: [u64; 2],
+    /// What the transport showed.
+    pub session: UdpSession,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Idle time after which a UDP transport is finished.
+const UDP_IDLE_NS: i64 = 120 * 1_000_000_000;
 
 /// Frames in, diagnosed connections out.
 pub struct Analyzer<F: FnMut(Diagnosed)> {
     config: AnalyzeConfig,
     table: FlowTable<Session>,
+    udp: UdpTable<UdpSession>,
+    /// Finished RDP-over-UDP transports, in the order they finished.
+    pub udp_done: Vec<UdpDiagnosed>,
     on_done: F,
     /// Counters.
     pub stats: AnalyzeStats,
     /// TLS key-log lines found in the capture (pcapng Decryption Secrets Blocks).
     pub embedded_secrets: usize,
+    /// The keys every session of this analysis decrypts with (`--keylog` plus secrets blocks).
+    keys: SharedKeys,
 }
 
 impl<F: FnMut(Diagnosed)> Analyzer<F> {
@@ -72,6 +104,9 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
         flow.rdp_ports = config.rdp_ports.clone();
         Analyzer {
             table: FlowTable::new(flow),
+            udp: UdpTable::new(UDP_IDLE_NS),
+            udp_done: Vec::new(),
+            keys: Arc::new(RwLock::new(config.keys.clone())),
             config,
             on_done,
             stats: AnalyzeStats::default(),
@@ -128,13 +163,38 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
         out
     }
 
+    fn udp_finished(
+        done: &mut Vec<UdpDiagnosed>,
+        capture_end: Timestamp,
+        f: FinishedUdp<UdpSession>,
+    ) {
+        if !f.observer.is_rdpeudp {
+            return;
+        }
+        let verdict = crate::diagnose::udp::diagnose_udp(&f.meta, f.last, &f.observer, capture_end);
+        done.push(UdpDiagnosed {
+            meta: f.meta,
+            last: f.last,
+            datagrams: f.datagrams,
+            session: f.observer,
+            verdict,
+        });
+    }
+
     /// Finishes every open connection (end of the capture).
     pub fn finish(&mut self) {
+        {
+            let end = self.stats.last_ts.unwrap_or_default();
+            let done = &mut self.udp_done;
+            self.udp
+                .finish_all(&mut |f| Self::udp_finished(done, end, f));
+        }
         let end = self.stats.last_ts.unwrap_or_default();
         let on_done = &mut self.on_done;
         self.table
             .finish_all(&mut |f| Self::finished(on_done, end, f));
         self.stats.tcp_connections = self.table.created;
+        self.stats.evicted = self.table.evicted;
     }
 }
 
@@ -156,9 +216,11 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                 let src = SocketAddr::new(pkt.src, seg.src_port);
                 let dst = SocketAddr::new(pkt.dst, seg.dst_port);
                 let ports = &self.config.rdp_ports;
+                let keys = &self.keys;
                 let mut new_session = |meta: &crate::flow::ConnMeta| {
                     let on_rdp_port = ports.contains(&meta.server.port());
-                    Session::new(meta, SessionConfig { on_rdp_port })
+                    let keys = Some(Arc::clone(keys));
+                    Session::new(meta, SessionConfig { on_rdp_port, keys })
                 };
                 // Connections finished early (closed, idle, port reuse) are diagnosed now,
                 // against the current time as the capture's end so far.
@@ -170,15 +232,48 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                     });
             }
             Transport::IcmpError(e) => self.table.icmp(e, pkt.src, fref),
-            Transport::Udp { .. } => {}
+            Transport::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => {
+                let src = SocketAddr::new(pkt.src, *src_port);
+                let dst = SocketAddr::new(pkt.dst, *dst_port);
+                let ports = &self.config.rdp_ports;
+                let mut start = |p: &[u8]| {
+                    if crate::proto::rdpeudp::is_client_syn(p) || ports.contains(&dst.port()) {
+                        Some(true)
+                    } else if ports.contains(&src.port()) {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                };
+                let now = frame.ts;
+                let done = &mut self.udp_done;
+                self.udp.datagram(
+                    src,
+                    dst,
+                    pkt.vlan,
+                    payload,
+                    fref,
+                    &mut start,
+                    &mut |_| UdpSession::default(),
+                    &mut |f| Self::udp_finished(done, now, f),
+                );
+            }
         }
     }
 
-    fn secrets(&mut self, _secrets_type: u32, data: &[u8]) {
+    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
         self.embedded_secrets += data
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .count();
+        // Sessions hold the same store: keys arriving before a connection's records still apply.
+        if let Ok(mut keys) = self.keys.write() {
+            keys.add_secrets_block(secrets_type, data);
+        }
     }
 }
 
@@ -189,6 +284,8 @@ pub struct FileAnalysis {
     pub path: String,
     /// Diagnosed RDP connections in order of their first frame.
     pub connections: Vec<Diagnosed>,
+    /// Diagnosed RDP-over-UDP transports in order of their first frame.
+    pub udp: Vec<UdpDiagnosed>,
     /// Reading statistics, with the error that stopped reading early, if any.
     pub capture: Option<CaptureSummary>,
     /// The error that prevented reading at all.
@@ -217,13 +314,48 @@ pub fn analyze_path(path: &str, config: &AnalyzeConfig) -> FileAnalysis {
         };
     analyzer.finish();
     let stats = analyzer.stats.clone();
+    let mut udp = std::mem::take(&mut analyzer.udp_done);
     drop(analyzer);
     connections.sort_by_key(|d| d.record.meta.first.number);
+    udp.sort_by_key(|u| u.meta.first.number);
+    link_udp_to_tcp(&mut connections, &mut udp);
     FileAnalysis {
         path: path.to_string(),
         connections,
+        udp,
         capture,
         error,
         stats,
+    }
+}
+
+/// Ties each RDP-over-UDP transport to the TCP connection it belongs to (same client and
+/// server hosts, started while that connection was open) and says so in both verdicts.
+pub fn link_udp_to_tcp(tcp: &mut [Diagnosed], udp: &mut [UdpDiagnosed]) {
+    for u in udp.iter_mut() {
+        let t0 = u.meta.first.ts;
+        let owner = tcp.iter_mut().rev().find(|d| {
+            let m = &d.record.meta;
+            let last = d.record.tcp.last.map_or(m.first.ts, |f| f.ts);
+            m.client.ip() == u.meta.client.ip()
+                && m.server.ip() == u.meta.server.ip()
+                && m.first.ts <= t0
+                && t0.nanos_since(last) <= 5_000_000_000
+        });
+        let Some(d) = owner else { continue };
+        let ok = u.verdict.outcome == crate::diagnose::Outcome::Success;
+        let what = if ok {
+            "established: bulk data may run over UDP"
+        } else {
+            "not established: the session runs over TCP only"
+        };
+        d.verdict.notes.push(format!(
+            "RDP over UDP was attempted from {} (frame {}) and {what} ({})",
+            u.meta.client, u.meta.first.number, u.verdict.cause
+        ));
+        u.verdict.notes.push(format!(
+            "belongs to the TCP connection {} -> {} (first frame {})",
+            d.record.meta.client, d.record.meta.server, d.record.meta.first.number
+        ));
     }
 }

@@ -27,6 +27,7 @@ struct Row {
     outcome: String,
     cause: String,
     requested: Option<String>,
+    udp: bool,
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time as rdpdiag writes it.
@@ -110,6 +111,8 @@ pub struct Attempt {
     pub final_outcome: String,
     /// Cause of the last connection.
     pub final_cause: String,
+    /// RDP-over-UDP transports of the attempt that failed (the session ran over TCP only).
+    pub udp_failed: usize,
 }
 
 /// A batch summary.
@@ -206,6 +209,7 @@ impl SummaryBuilder {
             outcome,
             cause: s("cause").unwrap_or_default(),
             requested: s("requested_protocols"),
+            udp: s("transport").as_deref() == Some("udp"),
         });
         true
     }
@@ -296,13 +300,22 @@ impl SummaryBuilder {
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut group: Vec<&Row> = Vec::new();
         let flush = |group: &mut Vec<&Row>, attempts: &mut Vec<Attempt>| {
-            if let (Some(first), Some(last)) = (group.first(), group.last()) {
+            // UDP transports ride along with their TCP connection: the attempt's kind and
+            // outcome are the TCP connections'.
+            let tcp: Vec<&Row> = group.iter().copied().filter(|r| !r.udp).collect();
+            let udp_failed = group
+                .iter()
+                .filter(|r| r.udp && r.outcome == "failure")
+                .count();
+            let basis: &Vec<&Row> = if tcp.is_empty() { &*group } else { &tcp };
+            if let (Some(first), Some(last)) = (group.first(), basis.last()) {
                 attempts.push(Attempt {
+                    udp_failed,
                     client: first.client_ip.clone(),
                     server: first.server.clone(),
                     start: first.start.clone(),
                     connections: group.len(),
-                    kind: attempt_kind(group),
+                    kind: attempt_kind(basis),
                     final_outcome: last.outcome.clone(),
                     final_cause: last.cause.clone(),
                 });

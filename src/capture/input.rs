@@ -33,6 +33,19 @@ pub fn open_input(path: &str) -> Result<InputSource, CaptureError> {
     } else {
         Box::new(File::open(path).map_err(io_err)?)
     };
+    from_reader(path, raw)
+}
+
+/// An input over bytes already in memory (tests, fuzzing), decompressed like a file.
+pub fn input_from_bytes(name: &str, bytes: Vec<u8>) -> Result<InputSource, CaptureError> {
+    from_reader(name, Box::new(io::Cursor::new(bytes)))
+}
+
+fn from_reader(path: &str, raw: Box<dyn Read + Send>) -> Result<InputSource, CaptureError> {
+    let io_err = |source| CaptureError::Io {
+        path: path.to_string(),
+        source,
+    };
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = fill_at_least(&mut buffered, 4).map_err(io_err)?;
     let (reader, compression): (Box<dyn Read + Send>, _) = if head.starts_with(&GZIP_MAGIC) {

@@ -1,7 +1,7 @@
 //! Frames from a live interface (libpcap), and a pcapng writer that saves them with the
 //! same frame numbers.
 //!
-//! Invariant: [`LiveSource::next`] numbers every packet libpcap delivers, 1-based and in
+//! Invariant: [`LiveSource::next_frame`] numbers every packet libpcap delivers, 1-based and in
 //! order, so a [`PcapngWriter`] fed every frame produces a file whose Wireshark frame numbers
 //! are the ones in the verdicts. Reads never block longer than the read timeout.
 
@@ -16,8 +16,13 @@ use super::{Frame, LinkType, Timestamp};
 /// How many bytes of each packet are kept (enough for RDP handshakes and TLS records).
 pub const SNAPLEN: i32 = 65_535;
 
-/// Longest a read waits for packets before returning control (milliseconds).
-pub const READ_TIMEOUT_MS: i32 = 200;
+/// libpcap's read timeout (milliseconds): how long the kernel may batch packets.
+pub const READ_TIMEOUT_MS: i32 = 100;
+
+/// How long [`LiveSource::next_frame`] sleeps when no packet is waiting. The handle is
+/// non-blocking: libpcap 1.10 on Linux keeps polling inside `pcap_next_ex` past its read
+/// timeout (and past signals), so a blocking read would hang on a quiet interface.
+pub const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Kernel buffer size requested (bytes); bigger buffers drop less under bursts.
 const BUFFER_SIZE: i32 = 8 << 20;
@@ -232,8 +237,7 @@ pub struct LiveSource {
 }
 
 impl LiveSource {
-    /// Opens `interface` (promiscuous, immediate mode, short read timeout) and applies
-    /// `filter`.
+    /// Opens `interface` (promiscuous, immediate mode, non-blocking) and applies `filter`.
     pub fn open(interface: &str, filter: &str) -> Result<LiveSource, LiveError> {
         let inactive = |precision| {
             Capture::from_device(interface)
@@ -261,7 +265,9 @@ impl LiveSource {
                 (c, false)
             }
         };
-        let mut cap = cap;
+        let mut cap = cap
+            .setnonblock()
+            .map_err(|e| classify(interface, &e, "cannot set non-blocking mode on"))?;
         cap.filter(filter, true).map_err(|e| LiveError::Filter {
             filter: filter.to_string(),
             message: message(&e),
@@ -291,9 +297,11 @@ impl LiveSource {
         self.next_number - 1
     }
 
-    /// The next packet, or `None` when the read timeout expired (or a signal interrupted
-    /// the wait) without one.
-    pub fn next(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+    /// The next packet, or `None` after waiting [`IDLE_WAIT`] when none has arrived (so the
+    /// caller's loop runs at least every few milliseconds).
+    // tv_sec and tv_usec are not i64 on every platform.
+    #[allow(clippy::useless_conversion)]
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
         let nanos = self.nanos;
         match self.cap.next_packet() {
             Ok(p) => {
@@ -314,7 +322,10 @@ impl LiveSource {
                     orig_len: p.header.len,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
+                std::thread::sleep(IDLE_WAIT);
+                Ok(None)
+            }
             Err(e) => Err(classify(&self.interface, &e, "capture failed on")),
         }
     }
@@ -443,7 +454,11 @@ mod tests {
         let f = default_filter(&[13389, 3389]);
         assert!(f.contains("port 3389 or port 13389"));
         assert_eq!(f.matches("port 3389").count(), 1);
-        for lt in [LinkType::ETHERNET, LinkType::LINUX_SLL, LinkType::RAW] {
+        for lt in [
+            LinkType::ETHERNET,
+            LinkType::LINUX_SLL,
+            LinkType::LINUX_SLL2,
+        ] {
             check_filter(&f, lt).unwrap();
         }
     }
@@ -490,7 +505,6 @@ mod tests {
                 }
             }
             w.flush().unwrap();
-            drop(w);
             let mut sink = Collect(Vec::new(), 0);
             let path = std::env::temp_dir().join(format!(
                 "rdpdiag-pcapng-writer-{}-{nanos}.pcapng",

@@ -9,7 +9,7 @@ mod input;
 pub mod live;
 mod reader;
 
-pub use input::{open_input, InputSource};
+pub use input::{input_from_bytes, open_input, InputSource};
 pub use reader::{read_capture, CaptureSummary, FrameSink};
 
 use std::fmt;

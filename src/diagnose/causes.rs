@@ -83,6 +83,26 @@ causes! {
     "Typical of certificate checks and scanners; for a real client, the server's certificate was not trusted (name mismatch, unknown CA, expired) or its NLA/CredSSP settings do not match.";
     "nla_authentication_failed" => "NLA (CredSSP) authentication failed: the server ended the connection after the client's credentials",
     "Check the user name and password, whether the account is locked, disabled or expired, or must change its password, and that the user may log on through Remote Desktop Services; the server's Security log (event 4625) names the reason. Decrypting with a key log shows the CredSSP error code.";
+    "nla_logon_failure" => "NLA failed with STATUS_LOGON_FAILURE (or a wrong password / unknown user): the credentials were wrong",
+    "Check the user name (with its domain: DOMAIN\\user or user@domain) and the password; saved credentials in the client (Credential Manager, .rdp file) are often stale. The server's Security log event 4625 shows the sub-status.";
+    "nla_account_restricted" => "NLA failed with STATUS_ACCOUNT_RESTRICTION (or invalid logon hours / workstation): an account restriction forbids the logon",
+    "The account may not log on this way: members of Protected Users cannot use NTLM (use Kerberos: connect by host name with a reachable domain controller), logon hours or 'Log On To' workstations restrict it, or the password is blank (blank passwords are refused over the network). Check the account in Active Directory.";
+    "nla_account_locked_out" => "NLA failed with STATUS_ACCOUNT_LOCKED_OUT: the account is locked",
+    "Unlock the account (Active Directory Users and Computers, or 'Unlock-ADAccount'), wait for the lockout duration, and find what keeps sending the wrong password (event 4740 on the domain controller).";
+    "nla_password_expired" => "NLA failed with STATUS_PASSWORD_EXPIRED or STATUS_PASSWORD_MUST_CHANGE: the password must be changed",
+    "Change the password another way (Ctrl+Alt+Del on a domain machine, a password-change portal, or an administrator reset); NLA cannot change it. Alternatively allow the change at logon by disabling NLA for that host.";
+    "nla_account_disabled" => "NLA failed with STATUS_ACCOUNT_DISABLED or STATUS_ACCOUNT_EXPIRED: the account is disabled or expired",
+    "Enable the account or extend its expiry date in Active Directory (or 'lusrmgr.msc' for a local account).";
+    "nla_logon_type_not_granted" => "NLA failed with STATUS_LOGON_TYPE_NOT_GRANTED: the user lacks the Remote Desktop logon right",
+    "Add the user to the Remote Desktop Users group on the server and check the 'Allow log on through Remote Desktop Services' and 'Deny log on through Remote Desktop Services' user rights (secpol.msc or Group Policy).";
+    "nla_ntlm_rejected" => "NLA failed with SEC_E_UNSUPPORTED_FUNCTION: the server refused the authentication package (typically inbound NTLM restricted) or the CredSSP version",
+    "The server (or its domain policy 'Network security: Restrict NTLM') refuses NTLM: let the client use Kerberos (connect by the server's DNS name, with a domain controller or KDC proxy reachable) or allow NTLM for this server. If Kerberos was used, check the CredSSP 'encryption oracle remediation' policy on both sides.";
+    "nla_error" => "NLA failed: the server sent a CredSSP error code",
+    "Look the code up (it is an NTSTATUS or SSPI error) and check the server's Security and System logs at the time of the connection.";
+    "authorization_denied" => "the credentials were accepted but the server denied access in the Early User Authorization Result (HYBRID_EX)",
+    "The user authenticated but may not use Remote Desktop on this server: add the user to Remote Desktop Users, check the 'Allow log on through Remote Desktop Services' right and any RD Session Host connection restrictions.";
+    "server_redirected" => "the server redirected the client to another server (Server Redirection PDU, e.g. an RD Connection Broker)",
+    "Normal for a farm behind a connection broker: follow the client's next connection to the target. If that one fails, check that the target is reachable from the client and its name resolves.";
     "credssp_aborted_by_client" => "the client abandoned the NLA (CredSSP) exchange",
     "The client stopped NLA before authenticating: a credentials prompt that was cancelled, a CredSSP 'encryption oracle remediation' policy mismatch between patched and unpatched machines, or an untrusted server identity. Check the client-side message and the AllowEncryptionOracle policy on both sides.";
     "mcs_connect_rejected" => "the server rejected the MCS Connect Initial",
@@ -109,6 +129,14 @@ causes! {
     "Somewhere on the path a link with a smaller MTU drops full-size packets and ICMP 'fragmentation needed' does not come back (blocked): allow ICMP type 3 code 4 / ICMPv6 packet-too-big, enable MSS clamping on the VPN or tunnel, or lower the MTU on the server or client interface.";
     "stall_retransmissions" => "the connection stalled: data was retransmitted without being acknowledged",
     "Packets stopped getting through in one direction: check for a firewall or NAT state that expired, link loss, or a peer that stopped responding; the retransmitting side and the evidence frames show where.";
+    "udp_no_answer" => "RDP over UDP: the server never answered the client's RDPEUDP SYN",
+    "Allow UDP 3389 (or the listener's port) through every firewall and the server's 'Remote Desktop - User Mode (UDP-In)' rule, and check the 'Select RDP transport protocols' and 'Turn off UDP on client' policies. Sessions still work over TCP, but feel slower on lossy or long links.";
+    "udp_transport_failed" => "RDP over UDP: the handshake inside the UDP transport was aborted with an alert",
+    "Check the server's TLS/DTLS configuration (protocol versions and ciphers also apply to the UDP transport); the session falls back to TCP.";
+    "udp_handshake_stalled" => "RDP over UDP: the transport was accepted but its TLS/DTLS handshake never completed",
+    "Something on the path drops part of the UDP traffic (large datagrams, fragments): check firewalls and the path MTU for UDP 3389; the session falls back to TCP.";
+    "udp_transport_established" => "RDP over UDP was established",
+    "Nothing to fix.";
     "capture_started_mid_connection" => "the capture started after the connection was set up and shows too little to judge",
     "Capture from before the client connects to see the whole connection sequence.";
     "capture_ended" => "the capture ended before the connection showed an outcome",
@@ -137,7 +165,7 @@ mod tests {
     /// and every cause code is documented in README.md.
     #[test]
     fn causes_used_by_rules_are_in_the_table_and_the_readme() {
-        let rules = include_str!("rules.rs");
+        let rules = [include_str!("rules.rs"), include_str!("rules/decrypted.rs")].concat();
         let readme = include_str!("../../README.md");
         let mut used = 0;
         for lit in rules.split('"').skip(1).step_by(2) {

@@ -5,6 +5,7 @@
 pub mod causes;
 mod phase;
 mod rules;
+pub mod udp;
 pub mod verdict;
 
 pub use phase::furthest_phase;

@@ -266,6 +266,7 @@ pub fn diagnose(r: &ConnectionRecord) -> super::Verdict {
 }
 
 fn notes(cx: &mut Ctx<'_>) {
+    decrypted::notes(cx);
     let t = &cx.r.tcp;
     let det = &cx.r.session.details;
     for dir in [Dir::ToServer, Dir::ToClient] {
@@ -302,6 +303,11 @@ fn notes(cx: &mut Ctx<'_>) {
     if !cx.r.meta.saw_syn {
         cx.notes
             .push("the capture starts after the connection was opened (no SYN)".into());
+    }
+    if let FinishReason::Evicted { limit } = cx.r.finish {
+        cx.notes.push(format!(
+            "evicted from the connection table (limit {limit}): later packets of this connection were analysed as a new one"
+        ));
     }
     if det.dropped_events > 0 {
         cx.notes.push(format!(
@@ -1273,7 +1279,8 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
     }
     let dur = cx.last_frame().ts.nanos_since(cx.r.meta.first.ts);
     if let Some(code) = m.set_error_info {
-        cx.ev_first(|e| matches!(e.kind, EventKind::SetErrorInfo { .. }));
+        let sei = cx.ev_first(|e| matches!(e.kind, EventKind::SetErrorInfo { .. }));
+        cx.key = sei.map(|e| e.frame.number);
         cx.ev_close();
         let name = codes::error_info_name(code).unwrap_or("unknown");
         let desc = codes::error_info_description(code).unwrap_or("");

@@ -3,10 +3,11 @@
 use serde::Serialize;
 
 /// The furthest phase a connection reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// A SYN was seen; the TCP handshake never completed.
+    #[default]
     TcpSyn,
     /// TCP connected; no X.224 request.
     TcpEstablished,
@@ -44,7 +45,7 @@ impl Phase {
 }
 
 /// How the connection turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Session established and closed by the client or still running.
@@ -52,11 +53,12 @@ pub enum Outcome {
     /// Every other end.
     Failure,
     /// The capture does not show enough to tell.
+    #[default]
     Incomplete,
 }
 
 /// The side whose decision ended the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum EndedBy {
     /// The client.
@@ -66,11 +68,12 @@ pub enum EndedBy {
     /// A router or firewall on the path (ICMP error).
     Network,
     /// Nobody: still open when the capture ended.
+    #[default]
     None,
 }
 
 /// How the connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum End {
     /// TCP reset.
@@ -90,14 +93,16 @@ pub enum End {
     /// Silence until the capture ended, or retries gave up.
     Timeout,
     /// Still open when the capture ended.
+    #[default]
     CaptureEnd,
 }
 
 /// How sure the diagnosis is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Inferred from sizes and timing of encrypted traffic.
+    #[default]
     Low,
     /// Inferred from a typical pattern.
     Medium,

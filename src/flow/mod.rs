@@ -18,6 +18,7 @@
 
 pub mod reassembly;
 mod table;
+pub mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -26,7 +26,14 @@ pub struct FlowConfig {
     pub closed_linger_ns: i64,
     /// Cap on buffered out-of-order bytes per direction.
     pub max_buffered_per_dir: usize,
+    /// Cap on live connections: past it the oldest idle connections are evicted
+    /// (those whose observer wants no more data first), finished as
+    /// [`FinishReason::Evicted`] and counted in [`FlowTable::evicted`].
+    pub max_connections: usize,
 }
+
+/// Default cap on live connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -35,6 +42,7 @@ impl Default for FlowConfig {
             idle_timeout_ns: 600 * 1_000_000_000,
             closed_linger_ns: 30 * 1_000_000_000,
             max_buffered_per_dir: DEFAULT_MAX_BUFFERED,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -50,6 +58,12 @@ pub enum FinishReason {
     CaptureEnd,
     /// A new connection reused its addresses and ports.
     PortReuse,
+    /// Evicted because the table held `limit` live connections
+    /// ([`FlowConfig::max_connections`]).
+    Evicted {
+        /// The limit that was reached.
+        limit: usize,
+    },
 }
 
 /// A connection leaving the table, with everything known about it.
@@ -90,6 +104,14 @@ impl<O> Conn<O> {
         self.tcp.rst.iter().any(Option::is_some) || self.tcp.fin.iter().all(Option::is_some)
     }
 
+    /// Whether the observer still wants payload in either direction.
+    fn wants_data(&self) -> bool
+    where
+        O: ConnectionObserver,
+    {
+        self.observer.wants_data(Dir::ToServer) || self.observer.wants_data(Dir::ToClient)
+    }
+
     fn finish(mut self, reason: FinishReason) -> FinishedConnection<O> {
         for (next, stream) in self.tcp.stream_next_seq.iter_mut().zip(&self.streams) {
             *next = stream.next_seq();
@@ -127,6 +149,8 @@ pub struct FlowTable<O> {
     last_sweep: Timestamp,
     /// Connections created so far.
     pub created: u64,
+    /// Connections evicted because the table was full ([`FlowConfig::max_connections`]).
+    pub evicted: u64,
 }
 
 impl<O: ConnectionObserver> FlowTable<O> {
@@ -137,6 +161,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
             conns: HashMap::new(),
             last_sweep: Timestamp(i64::MIN),
             created: 0,
+            evicted: 0,
         }
     }
 
@@ -201,6 +226,9 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 first: frame,
                 saw_syn: is_syn,
             };
+            if self.conns.len() >= self.config.max_connections.max(1) {
+                self.evict(done);
+            }
             let observer = new_observer(&meta);
             let max = self.config.max_buffered_per_dir;
             self.created += 1;
@@ -223,6 +251,37 @@ impl<O: ConnectionObserver> FlowTable<O> {
         Self::update(c, src, seg, frame);
         if frame.ts.nanos_since(self.last_sweep) > 1_000_000_000 {
             self.sweep(frame.ts, done);
+        }
+    }
+
+    /// Makes room for one more connection: evicts the connections that want no more data
+    /// (not RDP) and then the longest idle, in a batch of 1/64 of the limit so that the
+    /// scan is paid once per many new connections, not once per connection.
+    fn evict(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
+        let limit = self.config.max_connections.max(1);
+        let batch = (limit / 64).max(1);
+        let n = (self.conns.len() + batch)
+            .saturating_sub(limit)
+            .min(self.conns.len());
+        if n == 0 {
+            return;
+        }
+        let mut order: Vec<(bool, Timestamp, u64, Key)> = self
+            .conns
+            .iter()
+            .map(|(k, c)| (c.wants_data(), c.last_ts, c.meta.first.number, *k))
+            .collect();
+        if n < order.len() {
+            order.select_nth_unstable(n - 1);
+            order.truncate(n);
+        }
+        // Diagnosed in order of first frame, like every other batch of finished connections.
+        order.sort_unstable_by_key(|e| e.2);
+        for (.., k) in order {
+            if let Some(c) = self.conns.remove(&k) {
+                self.evicted += 1;
+                done(c.finish(FinishReason::Evicted { limit }));
+            }
         }
     }
 

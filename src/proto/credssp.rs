@@ -52,6 +52,56 @@ pub struct TsRequest {
     pub error_code: Option<u32>,
     /// clientNonce present (version ≥ 5).
     pub has_client_nonce: bool,
+    /// Domain, user and workstation of an NTLM AUTHENTICATE message in the negoTokens.
+    pub ntlm_identity: Option<NtlmIdentity>,
+}
+
+/// The names an NTLM AUTHENTICATE message carries in clear (MS-NLMP 2.2.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NtlmIdentity {
+    /// DomainName.
+    pub domain: String,
+    /// UserName.
+    pub user: String,
+    /// Workstation.
+    pub workstation: String,
+}
+
+/// NTLMSSP_NEGOTIATE_UNICODE (MS-NLMP 2.2.2.5).
+const NTLM_UNICODE: u32 = 0x1;
+
+/// Domain, user and workstation of an NTLM AUTHENTICATE message starting at "NTLMSSP\0"
+/// (MS-NLMP 2.2.1.3: fields of (len u16, maxlen u16, offset u32) at offsets 28, 36, 44;
+/// NegotiateFlags at 60). Offsets are relative to the message and checked against it.
+pub fn parse_ntlm_authenticate(msg: &[u8]) -> Option<NtlmIdentity> {
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            msg.get(o..o.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    if !msg.starts_with(NTLMSSP) || u32_at(8)? != 3 {
+        return None;
+    }
+    let flags = u32_at(60).unwrap_or(NTLM_UNICODE);
+    let field = |o: usize| -> Option<String> {
+        let len = usize::from(u16::from_le_bytes(msg.get(o..o + 2)?.try_into().ok()?));
+        let off = u32_at(o + 4)? as usize;
+        let b = msg.get(off..off.checked_add(len)?)?;
+        Some(if flags & NTLM_UNICODE != 0 {
+            let units: Vec<u16> = b
+                .chunks_exact(2)
+                .filter_map(|c| Some(u16::from_le_bytes(c.try_into().ok()?)))
+                .collect();
+            String::from_utf16_lossy(&units)
+        } else {
+            String::from_utf8_lossy(b).into_owned()
+        })
+    };
+    Some(NtlmIdentity {
+        domain: field(28)?,
+        user: field(36)?,
+        workstation: field(44)?,
+    })
 }
 
 /// DER length (X.690 §10.1): short form or long form with 1 to 4 length bytes.
@@ -157,6 +207,7 @@ pub fn parse_ts_request(i: &[u8]) -> Result<TsRequest, ParseError> {
         has_pub_key_auth: false,
         error_code: None,
         has_client_nonce: false,
+        ntlm_identity: None,
     };
     let mut saw_version = false;
     while !body.is_empty() {
@@ -169,7 +220,15 @@ pub fn parse_ts_request(i: &[u8]) -> Result<TsRequest, ParseError> {
                     .ok_or_else(|| ParseError::new(WHAT, "bad version integer"))?;
                 saw_version = true;
             }
-            0xA1 => req.nego_token = first_nego_token(v).map(classify_token),
+            0xA1 => {
+                let token = first_nego_token(v);
+                req.nego_token = token.map(classify_token);
+                if let (Some(AuthToken::Ntlm(3)), Some(t)) = (req.nego_token, token) {
+                    req.ntlm_identity = find(t, NTLMSSP)
+                        .and_then(|p| t.get(p..))
+                        .and_then(parse_ntlm_authenticate);
+                }
+            }
             0xA2 => req.has_auth_info = true,
             0xA3 => req.has_pub_key_auth = true,
             0xA4 => {
@@ -233,6 +292,9 @@ fn classify_token(t: &[u8]) -> AuthToken {
             return AuthToken::Kerberos;
         }
         if mech.starts_with(SPNEGO_OID) {
+            if KRB5_OIDS.iter().any(|o| find(t, o).is_some()) {
+                return AuthToken::Kerberos;
+            }
             return AuthToken::Spnego;
         }
     }
@@ -381,5 +443,54 @@ mod tests {
         assert_eq!(early_user_auth_name(0), "AUTHZ_SUCCESS");
         assert_eq!(parse_early_user_auth_result(&[0, 0, 0]), None);
         assert_eq!(parse_early_user_auth_result(&[0, 0, 0, 0, 0]), None);
+    }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use crate::proto::Framing;
+        use proptest::prelude::*;
+        /// The framing contract: a complete PDU fits in the input, a claimed length is above
+        /// it, and neither exceeds `max`.
+        fn framing_ok(f: Framing, input: usize, max: usize) -> Result<(), TestCaseError> {
+            match f {
+                Framing::Complete(n) => {
+                    prop_assert!(n > 0 && n <= input && n <= max, "{:?} of {}", f, input)
+                }
+                Framing::NeedMore(n) => prop_assert!(n > input && n <= max, "{:?} of {}", f, input),
+                Framing::NeedHeader | Framing::Invalid => {}
+            }
+            Ok(())
+        }
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[0x30u8, 0x82][..],
+                        &[0x30, 0x81, 0x80],
+                        &[0x30, 0x84, 0, 0, 1, 0],
+                        &[0x30, 0x10, 0xa0, 3, 2, 1, 6]
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                framing_ok(ts_request_frame(&i), i.len(), MAX_TS_REQUEST_LEN)?;
+                let _ = parse_ts_request(&i);
+                let _ = parse_early_user_auth_result(&i);
+            }
+        }
     }
 }

@@ -172,4 +172,54 @@ mod tests {
         assert_eq!(fastpath_frame(&[0x00, 0x02]), Framing::Complete(2));
         assert_eq!(fastpath_frame(&[0x00, 0x80, 0x03]), Framing::Complete(3));
     }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use crate::proto::Framing;
+        use proptest::prelude::*;
+        /// The framing contract: a complete PDU fits in the input, a claimed length is above
+        /// it, and neither exceeds `max`.
+        fn framing_ok(f: Framing, input: usize, max: usize) -> Result<(), TestCaseError> {
+            match f {
+                Framing::Complete(n) => {
+                    prop_assert!(n > 0 && n <= input && n <= max, "{:?} of {}", f, input)
+                }
+                Framing::NeedMore(n) => prop_assert!(n > input && n <= max, "{:?} of {}", f, input),
+                Framing::NeedHeader | Framing::Invalid => {}
+            }
+            Ok(())
+        }
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[0x00u8][..],
+                        &[0x80, 0x80],
+                        &[0x44, 0x7f],
+                        &[0xc0, 0xff, 0xff]
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                framing_ok(fastpath_frame(&i), i.len(), MAX_FASTPATH_LEN)?;
+                if let Some(h) = parse_fastpath_header(&i) {
+                    prop_assert!(h.header_len <= h.length && h.length <= MAX_FASTPATH_LEN);
+                }
+            }
+        }
+    }
 }

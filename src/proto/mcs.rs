@@ -803,6 +803,91 @@ pub fn parse_share_control(i: &[u8]) -> Option<ShareControl> {
     Some(sc)
 }
 
+/// Whether Send Data user data under Enhanced RDP Security starts with a bare Share Control
+/// header (MS-RDPBCGR 2.2.8.1.1.1.1: totalLength equal to the PDU's length, or 0x8000 for a
+/// flow-control PDU; pduType version 1) rather than a basic security header.
+pub fn is_share_control(i: &[u8]) -> bool {
+    let (Some(total), Some(ty)) = (i.get(0..2), i.get(2..4)) else {
+        return false;
+    };
+    let (Ok(total), Ok(ty)) = (<[u8; 2]>::try_from(total), <[u8; 2]>::try_from(ty)) else {
+        return false;
+    };
+    let total = usize::from(u16::from_le_bytes(total));
+    let ty = u16::from_le_bytes(ty);
+    total == 0x8000 || (total == i.len() && ty >> 4 == 0x001)
+}
+
+/// RedirFlags LB_TARGET_NET_ADDRESS (MS-RDPBCGR 2.2.13.1).
+const LB_TARGET_NET_ADDRESS: u32 = 0x1;
+/// RedirFlags LB_LOAD_BALANCE_INFO.
+const LB_LOAD_BALANCE_INFO: u32 = 0x2;
+/// RedirFlags LB_USERNAME.
+const LB_USERNAME: u32 = 0x4;
+/// RedirFlags LB_DOMAIN.
+const LB_DOMAIN: u32 = 0x8;
+/// RedirFlags LB_PASSWORD.
+const LB_PASSWORD: u32 = 0x10;
+/// RedirFlags LB_TARGET_FQDN.
+const LB_TARGET_FQDN: u32 = 0x100;
+
+/// The target of an Enhanced Security Server Redirection PDU (MS-RDPBCGR 2.2.13.3.1: Share
+/// Control header, 2 pad bytes, then RDP_SERVER_REDIRECTION_PACKET 2.2.13.1 whose Flags are
+/// SEC_REDIRECTION_PKT): TargetNetAddress, else TargetFQDN, else the load-balance info
+/// length. `None` when the packet is malformed; `Some(None)` when it names no target.
+pub fn parse_redirection(pdu: &[u8]) -> Option<Option<String>> {
+    fn fields(i: &[u8]) -> IResult<&[u8], (u16, u32)> {
+        let (i, flags) = le_u16(i)?;
+        let (i, _len) = le_u16(i)?;
+        let (i, _session) = le_u32(i)?;
+        let (i, redir) = le_u32(i)?;
+        Ok((i, (flags, redir)))
+    }
+    fn blob(i: &[u8]) -> IResult<&[u8], &[u8]> {
+        nom::multi::length_data(le_u32)(i)
+    }
+    fn utf16(b: &[u8]) -> String {
+        let units: Vec<u16> = b
+            .chunks_exact(2)
+            .filter_map(|c| Some(u16::from_le_bytes(c.try_into().ok()?)))
+            .take_while(|u| *u != 0)
+            .collect();
+        String::from_utf16_lossy(&units)
+    }
+    let (mut i, (flags, redir)) = fields(pdu.get(8..)?).ok()?;
+    if flags != sec_flags::SEC_REDIRECTION_PKT {
+        return None;
+    }
+    let mut target = None;
+    let mut lb_len = None;
+    for (bit, keep) in [
+        (LB_TARGET_NET_ADDRESS, 1),
+        (LB_LOAD_BALANCE_INFO, 2),
+        (LB_USERNAME, 0),
+        (LB_DOMAIN, 0),
+        (LB_PASSWORD, 0),
+        (LB_TARGET_FQDN, 3),
+    ] {
+        if redir & bit == 0 {
+            continue;
+        }
+        let (rest, b) = blob(i).ok()?;
+        i = rest;
+        match keep {
+            1 => target = Some(utf16(b)),
+            2 => lb_len = Some(b.len()),
+            3 if target.as_deref().map_or(true, str::is_empty) => target = Some(utf16(b)),
+            _ => {}
+        }
+    }
+    Some(
+        target
+            .filter(|t| !t.is_empty())
+            .or(lb_len
+                .map(|n| format!("a connection broker target ({n} bytes of load-balance info)"))),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1109,5 +1194,45 @@ mod tests {
         );
         assert_eq!(parse_mcs(&[0x7f, 0x67, 0x00]), Ok(McsPdu::Other(0x67)));
         assert_eq!(parse_mcs(&[0x30]), Ok(McsPdu::Other(12)));
+    }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[0x7fu8, 0x65][..],
+                        &[0x7f, 0x66],
+                        &[0x64],
+                        &[0x68],
+                        &[0x20],
+                        &[0x04, 0x01, 0x01],
+                        &[0x80, 0, 0, 0, 0xff, 0x03]
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                let _ = parse_mcs(&i);
+                let _ = security_flags(&i);
+                let _ = parse_share_control(&i);
+                let _ = parse_license_error(&i);
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod credssp;
 pub mod fastpath;
 pub mod mcs;
 pub mod nego;
+pub mod rdpeudp;
 pub mod tls;
 pub mod tpkt;
 pub mod x224;

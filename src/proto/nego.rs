@@ -234,4 +234,39 @@ mod tests {
         assert_eq!(FailureCode(9).to_string(), "UNKNOWN_FAILURE_0x9");
         assert_eq!(parse_neg_result(&b[..7]), None);
     }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[1u8, 0, 8, 0][..],
+                        &[2, 0, 8, 0],
+                        &[3, 0, 8, 0],
+                        &[2, 0x1f, 8, 0]
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                let _ = parse_neg_result(&i);
+                let _ = parse_neg_struct(&i);
+            }
+        }
+    }
 }

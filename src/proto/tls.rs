@@ -146,6 +146,9 @@ pub struct ClientHello {
     pub sni: Option<String>,
     /// ALPN protocol names (RFC 7301).
     pub alpn: Vec<String>,
+    /// The 32-byte random (keys are looked up by it in an NSS key log).
+    #[serde(skip)]
+    pub random: [u8; 32],
 }
 
 /// A ServerHello summary (RFC 8446 §4.1.3, RFC 5246 §7.4.1.3).
@@ -159,6 +162,9 @@ pub struct ServerHello {
     pub cipher_suite: u16,
     /// Whether this is a HelloRetryRequest (random = [`HELLO_RETRY_REQUEST_RANDOM`]).
     pub hello_retry_request: bool,
+    /// The 32-byte random (the TLS 1.2 key block depends on it).
+    #[serde(skip)]
+    pub random: [u8; 32],
 }
 
 /// A summary of one X.509 certificate of a Certificate message (RFC 5246 §7.4.2, RFC 5280).
@@ -301,6 +307,7 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientHello, ParseError> {
         cipher_suites,
         sni,
         alpn,
+        random: ch.random.try_into().unwrap_or([0; 32]),
     })
 }
 
@@ -328,6 +335,7 @@ fn parse_server_hello(body: &[u8]) -> Result<ServerHello, ParseError> {
         version: selected.unwrap_or(legacy_version),
         cipher_suite: sh.cipher.0,
         hello_retry_request: sh.random == HELLO_RETRY_REQUEST_RANDOM,
+        random: sh.random.try_into().unwrap_or([0; 32]),
     })
 }
 
@@ -674,13 +682,17 @@ mod tests {
         let msgs = messages(body);
         assert_eq!(msgs.len(), 3);
         // ServerHello: 03 01, cipher 00 2f, no extensions.
+        let Handshake::ServerHello(sh) = &msgs[0] else {
+            panic!("not a ServerHello: {:?}", msgs[0]);
+        };
         assert_eq!(
             msgs[0],
             Handshake::ServerHello(ServerHello {
                 legacy_version: 0x0301,
                 version: 0x0301,
                 cipher_suite: 0x002f,
-                hello_retry_request: false
+                hello_retry_request: false,
+                random: sh.random,
             })
         );
         assert_eq!(
@@ -814,7 +826,8 @@ mod tests {
                 legacy_version: 0x0303,
                 version: 0x0304,
                 cipher_suite: 0x1302,
-                hello_retry_request: true
+                hello_retry_request: true,
+                random: HELLO_RETRY_REQUEST_RANDOM,
             }))
         );
 
@@ -842,5 +855,58 @@ mod tests {
             parse_handshake(&[0xfe, 0, 0, 0]),
             Ok(Handshake::Other(0xfe))
         );
+    }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use crate::proto::Framing;
+        use proptest::prelude::*;
+        /// The framing contract: a complete PDU fits in the input, a claimed length is above
+        /// it, and neither exceeds `max`.
+        fn framing_ok(f: Framing, input: usize, max: usize) -> Result<(), TestCaseError> {
+            match f {
+                Framing::Complete(n) => {
+                    prop_assert!(n > 0 && n <= input && n <= max, "{:?} of {}", f, input)
+                }
+                Framing::NeedMore(n) => prop_assert!(n > input && n <= max, "{:?} of {}", f, input),
+                Framing::NeedHeader | Framing::Invalid => {}
+            }
+            Ok(())
+        }
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[0x16u8, 3, 1][..],
+                        &[0x15, 3, 3, 0, 2],
+                        &[0x17, 3, 3, 0x48, 0x00],
+                        &[1, 0, 1],
+                        &[2, 0, 0, 0x46],
+                        &[11, 0, 0x10]
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                framing_ok(tls_record_frame(&i), i.len(), RECORD_HEADER_LEN + MAX_RECORD_LEN)?;
+                framing_ok(handshake_frame(&i), i.len(), HANDSHAKE_HEADER_LEN + MAX_HANDSHAKE_LEN)?;
+                let _ = parse_record_header(&i);
+                let _ = parse_handshake(&i);
+                let _ = parse_alert(&i);
+            }
+        }
     }
 }

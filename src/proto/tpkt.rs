@@ -64,4 +64,57 @@ mod tests {
         assert_eq!(tpkt_frame(&[0x16, 0x03, 0x01, 0x00]), Framing::Invalid);
         assert_eq!(tpkt_frame(&[0x03, 0x00, 0x00, 0x04]), Framing::Invalid);
     }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use crate::proto::Framing;
+        use proptest::prelude::*;
+        /// The framing contract: a complete PDU fits in the input, a claimed length is above
+        /// it, and neither exceeds `max`.
+        fn framing_ok(f: Framing, input: usize, max: usize) -> Result<(), TestCaseError> {
+            match f {
+                Framing::Complete(n) => {
+                    prop_assert!(n > 0 && n <= input && n <= max, "{:?} of {}", f, input)
+                }
+                Framing::NeedMore(n) => prop_assert!(n > input && n <= max, "{:?} of {}", f, input),
+                Framing::NeedHeader | Framing::Invalid => {}
+            }
+            Ok(())
+        }
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[3u8, 0][..],
+                        &[3, 0, 0, 7],
+                        &[3, 0, 0xff, 0xff],
+                        &[3]
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                framing_ok(tpkt_frame(&i), i.len(), 0xFFFF)?;
+                if let Framing::Complete(n) = tpkt_frame(&i) {
+                    prop_assert!(n >= TPKT_HEADER_LEN + 3);
+                }
+                if let Some(p) = tpkt_payload(&i) {
+                    prop_assert!(p.len() + TPKT_HEADER_LEN <= i.len());
+                }
+            }
+        }
+    }
 }

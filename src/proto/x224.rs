@@ -249,4 +249,39 @@ mod tests {
         );
         assert!(parse_tpdu(&[0x02]).is_err());
     }
+
+    /// Arbitrary bytes (and bytes opening like a real PDU): no panic, framing within bounds.
+    mod arbitrary_bytes {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..400),
+                (
+                    prop::sample::select(vec![
+                        &[0x0eu8, 0xe0][..],
+                        &[0x0e, 0xd0],
+                        &[0x02, 0xf0, 0x80],
+                        &[0x06, 0x80],
+                        &[0x0e, 0xe0, 0, 0, 0, 0, 0, b'C']
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..400)
+                )
+                    .prop_map(|(head, mut v)| {
+                        let mut h: Vec<u8> = head.to_vec();
+                        h.append(&mut v);
+                        h
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+            #[test]
+            fn no_panic_and_bounded(i in bytes()) {
+                let _ = parse_tpdu(&i);
+            }
+        }
+    }
 }

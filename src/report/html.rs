@@ -45,7 +45,7 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 /// A Wireshark display filter isolating the connection.
-pub fn wireshark_filter(client: &str, server: &str) -> String {
+pub fn wireshark_filter(transport: &str, client: &str, server: &str) -> String {
     let split = |e: &str| -> (String, String) {
         match e.rsplit_once(':') {
             Some((ip, port)) => (ip.trim_matches(['[', ']']).to_string(), port.to_string()),
@@ -59,7 +59,8 @@ pub fn wireshark_filter(client: &str, server: &str) -> String {
     } else {
         "ip.addr"
     };
-    format!("{ip}=={cip} && {ip}=={sip} && tcp.port=={cport} && tcp.port=={sport}")
+    let l4 = if transport == "udp" { "udp" } else { "tcp" };
+    format!("{ip}=={cip} && {ip}=={sip} && {l4}.port=={cport} && {l4}.port=={sport}")
 }
 
 const BAND_COLORS: [(&str, &str); 9] = [
@@ -331,7 +332,7 @@ pub fn write_html(
                 esc(r.remedy)
             );
         }
-        let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence {:?}</p><div class=\"ladder-slot\"></div><table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", esc(&wireshark_filter(&r.client, &r.server)), r.confidence);
+        let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence {:?}</p><div class=\"ladder-slot\"></div><table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", esc(&wireshark_filter(r.transport, &r.client, &r.server)), r.confidence);
         for e in &r.evidence {
             let _ = write!(
                 h,

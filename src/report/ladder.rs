@@ -199,6 +199,26 @@ pub fn write_ladder(out: &mut dyn Write, d: &Diagnosed, color: bool) -> io::Resu
     Ok(())
 }
 
+/// The rungs of an RDP-over-UDP transport (its notable datagrams), the decisive one marked.
+pub fn udp_rungs(u: &crate::pipeline::UdpDiagnosed) -> Vec<Rung> {
+    let t0 = u.meta.first.ts;
+    let fail_at = (u.verdict.outcome != Outcome::Success)
+        .then_some(u.verdict.key_frame)
+        .flatten();
+    u.session
+        .timeline
+        .iter()
+        .map(|e| Rung {
+            frame: e.frame.number,
+            rel_s: e.frame.ts.nanos_since(t0) as f64 / 1e9,
+            from: Some(e.dir),
+            label: e.what.clone(),
+            band: "UDP",
+            fail: fail_at == Some(e.frame.number),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

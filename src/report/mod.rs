@@ -8,15 +8,17 @@ mod model;
 mod stream;
 mod summary;
 mod table;
+mod udp;
 
 use std::io::{self, Write};
 
 pub use html::{esc, ladder_svg, wireshark_filter, write_html, HtmlConnection};
-pub use ladder::{ladder, write_ladder, Rung};
+pub use ladder::{ladder, udp_rungs, write_ladder, Rung};
 pub use model::{endpoint, AlertReport, ConnectionReport, McsReport, ReportOptions, TlsReport};
 pub use stream::TableStream;
 pub use summary::{write_summary_json, write_summary_table};
 pub use table::write_table;
+pub use udp::UdpReport;
 
 use crate::diagnose::Outcome;
 use crate::pipeline::FileAnalysis;
@@ -45,8 +47,13 @@ impl OutcomeCounts {
     /// Counts the outcomes of a file's connections.
     pub fn of(f: &FileAnalysis) -> Self {
         let mut c = OutcomeCounts::default();
-        for d in &f.connections {
-            match d.verdict.outcome {
+        let outcomes = f
+            .connections
+            .iter()
+            .map(|d| d.verdict.outcome)
+            .chain(f.udp.iter().map(|u| u.verdict.outcome));
+        for o in outcomes {
+            match o {
                 Outcome::Success => c.success += 1,
                 Outcome::Failure => c.failure += 1,
                 Outcome::Incomplete => c.incomplete += 1,
@@ -59,12 +66,17 @@ impl OutcomeCounts {
 /// One line summarising a file.
 pub fn file_summary_line(f: &FileAnalysis) -> String {
     let c = OutcomeCounts::of(f);
+    let n = f.connections.len() + f.udp.len();
+    let udp = if f.udp.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} over UDP)", f.udp.len())
+    };
     let mut s = format!(
-        "{}: {} frames, {} RDP connection{}: {} success, {} failure, {} incomplete",
+        "{}: {} frames, {n} RDP connection{}{udp}: {} success, {} failure, {} incomplete",
         f.path,
         f.stats.frames,
-        f.connections.len(),
-        if f.connections.len() == 1 { "" } else { "s" },
+        if n == 1 { "" } else { "s" },
         c.success,
         c.failure,
         c.incomplete
@@ -75,10 +87,40 @@ pub fn file_summary_line(f: &FileAnalysis) -> String {
     s
 }
 
+/// A file's TCP connections and UDP transports in order of their first frame.
+pub enum Item<'a> {
+    /// A TCP connection.
+    Tcp(&'a crate::pipeline::Diagnosed),
+    /// An RDP-over-UDP transport.
+    Udp(&'a crate::pipeline::UdpDiagnosed),
+}
+
+/// The items of a file in order of first frame.
+pub fn items(f: &FileAnalysis) -> Vec<Item<'_>> {
+    let mut v: Vec<(u64, Item<'_>)> = f
+        .connections
+        .iter()
+        .map(|d| (d.record.meta.first.number, Item::Tcp(d)))
+        .collect();
+    v.extend(f.udp.iter().map(|u| (u.meta.first.number, Item::Udp(u))));
+    v.sort_by_key(|(n, _)| *n);
+    v.into_iter().map(|(_, i)| i).collect()
+}
+
+/// The reports of a file's connections (TCP and UDP) in order of first frame.
+pub fn reports(f: &FileAnalysis, opts: ReportOptions) -> Vec<ConnectionReport> {
+    items(f)
+        .into_iter()
+        .map(|i| match i {
+            Item::Tcp(d) => ConnectionReport::new(&f.path, d, opts),
+            Item::Udp(u) => ConnectionReport::udp(&f.path, u),
+        })
+        .collect()
+}
+
 /// Writes one file's connections as JSON Lines.
 pub fn write_jsonl(out: &mut dyn Write, f: &FileAnalysis, opts: ReportOptions) -> io::Result<()> {
-    for d in &f.connections {
-        let r = ConnectionReport::new(&f.path, d, opts);
+    for r in reports(f, opts) {
         serde_json::to_writer(&mut *out, &r)?;
         out.write_all(b"\n")?;
     }

@@ -87,7 +87,7 @@ pub struct McsReport {
 }
 
 /// The JSON object of one connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct ConnectionReport {
     /// Always "connection" (tells it apart from the batch summary object).
     #[serde(rename = "type")]
@@ -157,14 +157,52 @@ pub struct ConnectionReport {
     pub tls: Option<TlsReport>,
     /// MCS facts.
     pub mcs: Option<McsReport>,
+    /// Whether TLS records of the connection were decrypted (key log or embedded keys).
+    pub decrypted: bool,
+    /// The decrypted CredSSP exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credssp: Option<CredsspReport>,
     /// The timeline (with `--verbose`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<EventView>>,
     /// Live capture only: why this verdict was printed now: `established` (the session is
     /// up and the connection still open; its end follows later), `closed`, `idle` (silent
-    /// past the idle timeout) or `stopped` (still open when the capture stopped).
+    /// past the idle timeout), `evicted` (the connection table was full) or `stopped`
+    /// (still open when the capture stopped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'static str>,
+    /// RDP over UDP only: what the RDPEUDP transport showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rdpeudp: Option<super::udp::UdpReport>,
+}
+
+/// The decrypted CredSSP (NLA) exchange.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredsspReport {
+    /// Highest TSRequest version.
+    pub version: Option<u32>,
+    /// "NTLM", "Kerberos" or "SPNEGO".
+    pub auth_package: Option<&'static str>,
+    /// NTLM AUTHENTICATE user name (redactable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// NTLM AUTHENTICATE domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// NTLM AUTHENTICATE workstation (redactable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    /// errorCode as hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Its NTSTATUS / HRESULT name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_name: Option<&'static str>,
+    /// Early User Authorization Result name (HYBRID_EX).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_user_authorization: Option<&'static str>,
+    /// Whether the client delegated its credentials (TSCredentials in authInfo).
+    pub credentials_sent: bool,
 }
 
 const REDACTED: &str = "<redacted>";
@@ -297,10 +335,40 @@ impl ConnectionReport {
             correlation_id: n.correlation_id.clone(),
             tls,
             mcs,
+            decrypted: det.decrypt.decrypted(),
+            credssp: credssp_report(&det.credssp, opts.redact),
             timeline: opts
                 .timeline
                 .then(|| r.session.timeline.iter().map(EventView::from).collect()),
             event: None,
+            rdpeudp: None,
         }
     }
+}
+
+fn credssp_report(c: &crate::session::CredsspDetails, redact: bool) -> Option<CredsspReport> {
+    if c.requests == [0, 0] && c.early_user_auth.is_none() {
+        return None;
+    }
+    let hide = |s: &String| {
+        if redact {
+            REDACTED.to_string()
+        } else {
+            s.clone()
+        }
+    };
+    let id = c.ntlm_identity.as_ref();
+    Some(CredsspReport {
+        version: c.version,
+        auth_package: c.auth_package,
+        user: id.map(|i| hide(&i.user)),
+        domain: id.map(|i| i.domain.clone()),
+        workstation: id.map(|i| hide(&i.workstation)),
+        error_code: c.error_code.map(|e| format!("{e:#010x}")),
+        error_name: c.error_code.and_then(codes::ntstatus_name),
+        early_user_authorization: c
+            .early_user_auth
+            .map(crate::proto::credssp::early_user_auth_name),
+        credentials_sent: c.credentials_frame.is_some(),
+    })
 }

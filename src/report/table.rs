@@ -42,11 +42,8 @@ pub fn write_table(
     opts: ReportOptions,
     color: bool,
 ) -> io::Result<()> {
-    let reports: Vec<ConnectionReport> = f
-        .connections
-        .iter()
-        .map(|d| ConnectionReport::new(&f.path, d, opts))
-        .collect();
+    let items = super::items(f);
+    let reports: Vec<ConnectionReport> = super::reports(f, opts);
     if !reports.is_empty() {
         let mut table = Table::new();
         table
@@ -69,7 +66,11 @@ pub fn write_table(
             table.add_row(vec![
                 Cell::new(i + 1).set_alignment(CellAlignment::Right),
                 Cell::new(start),
-                Cell::new(format!("{} -> {}", r.client, r.server)),
+                Cell::new(if r.transport == "udp" {
+                    format!("{} -> {} (udp)", r.client, r.server)
+                } else {
+                    format!("{} -> {}", r.client, r.server)
+                }),
                 Cell::new(format!(
                     "{}{}",
                     r.phase.name(),
@@ -109,8 +110,29 @@ pub fn write_table(
             for n in &r.notes {
                 writeln!(out, "   note: {n}")?;
             }
-            writeln!(out, "   ladder:")?;
-            super::write_ladder(out, &f.connections[i], color)?;
+            match items.get(i) {
+                Some(super::Item::Tcp(d)) => {
+                    writeln!(out, "   ladder:")?;
+                    super::write_ladder(out, d, color)?;
+                }
+                Some(super::Item::Udp(u)) => {
+                    writeln!(out, "   datagrams:")?;
+                    for e in &u.session.timeline {
+                        let rel = e.frame.ts.nanos_since(u.meta.first.ts) as f64 / 1e9;
+                        let arrow = if e.dir == crate::flow::Dir::ToServer {
+                            "C->S"
+                        } else {
+                            "S->C"
+                        };
+                        writeln!(
+                            out,
+                            "     frame {:>7}  +{rel:>9.3}s  {arrow}  {}",
+                            e.frame.number, e.what
+                        )?;
+                    }
+                }
+                None => {}
+            }
         } else if let Some(n) = r.notes.first() {
             writeln!(out, "   note: {n}")?;
         }

@@ -187,8 +187,68 @@ pub struct McsDetails {
     pub x224_disconnect: Option<(Dir, FrameRef)>,
     /// Fast-path PDUs per direction.
     pub fastpath_pdus: [u64; 2],
+    /// Demand Active PDU (server).
+    #[serde(skip)]
+    pub demand_active: Option<FrameRef>,
+    /// Confirm Active PDU (client).
+    #[serde(skip)]
+    pub confirm_active: Option<FrameRef>,
+    /// Deactivate All PDU (server).
+    #[serde(skip)]
+    pub deactivate_all: Option<FrameRef>,
+    /// Server Redirection PDU: frame and target.
+    #[serde(skip)]
+    pub redirection: Option<(FrameRef, Option<String>)>,
     /// X.224 data PDUs per direction.
     pub slowpath_pdus: [u64; 2],
+}
+
+/// The CredSSP exchange, as seen decrypted (MS-CSSP).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CredsspDetails {
+    /// Highest TSRequest version seen.
+    pub version: Option<u32>,
+    /// Authentication package: "NTLM", "Kerberos", "SPNEGO".
+    pub auth_package: Option<&'static str>,
+    /// Domain, user and workstation of the NTLM AUTHENTICATE message.
+    pub ntlm_identity: Option<crate::proto::credssp::NtlmIdentity>,
+    /// errorCode of a TSRequest (normally the server's).
+    pub error_code: Option<u32>,
+    /// Sender and frame of the errorCode.
+    #[serde(skip)]
+    pub error_frame: Option<(Dir, FrameRef)>,
+    /// Early User Authorization Result (HYBRID_EX).
+    pub early_user_auth: Option<u32>,
+    /// Its frame.
+    #[serde(skip)]
+    pub early_user_auth_frame: Option<FrameRef>,
+    /// TSRequests per direction.
+    pub requests: [u32; 2],
+    /// Frame of the client's TSRequest with authInfo (credentials delegated).
+    #[serde(skip)]
+    pub credentials_frame: Option<FrameRef>,
+}
+
+/// What TLS decryption did for this connection.
+#[derive(Debug, Clone, Default)]
+pub struct DecryptDetails {
+    /// Keys for this connection were found.
+    pub keys_found: bool,
+    /// Records decrypted per direction.
+    pub records: [u64; 2],
+    /// Records that failed to decrypt.
+    pub failures: u64,
+    /// The first failure: sender, frame, why.
+    pub first_failure: Option<(Dir, FrameRef, String)>,
+    /// Why keys that were found could not be used (version, suite).
+    pub unusable: Option<String>,
+}
+
+impl DecryptDetails {
+    /// Whether any record was decrypted.
+    pub fn decrypted(&self) -> bool {
+        self.records[0] + self.records[1] > 0
+    }
 }
 
 /// Everything parsed from one connection.
@@ -198,8 +258,12 @@ pub struct Details {
     pub nego: NegotiationDetails,
     /// TLS.
     pub tls: TlsDetails,
-    /// MCS and later RDP PDUs in clear.
+    /// MCS and later RDP PDUs in clear or decrypted.
     pub mcs: McsDetails,
+    /// CredSSP, decrypted.
+    pub credssp: CredsspDetails,
+    /// TLS decryption.
+    pub decrypt: DecryptDetails,
     /// Bytes that did not look like RDP, per direction: (frame, first bytes, length).
     pub unexpected: [Option<(FrameRef, String, usize)>; 2],
     /// Whether the client's stream began with an X.224 Connection Request (content evidence).

@@ -141,6 +141,37 @@ pub enum EventKind {
     },
     /// First fast-path PDU in this direction.
     FastPath,
+    /// A decrypted CredSSP TSRequest.
+    CredsspRequest {
+        /// TSRequest version.
+        version: u32,
+        /// The negoToken, classified.
+        token: Option<crate::proto::credssp::AuthToken>,
+        /// errorCode.
+        error_code: Option<u32>,
+        /// authInfo present (the client's credentials).
+        auth_info: bool,
+    },
+    /// Decrypted Early User Authorization Result (HYBRID_EX).
+    EarlyUserAuth {
+        /// authorizationResult.
+        result: u32,
+    },
+    /// Decrypted Share Control PDU of interest (Demand/Confirm Active, Deactivate All).
+    ShareControl {
+        /// What.
+        name: &'static str,
+    },
+    /// Decrypted Server Redirection PDU.
+    ServerRedirection {
+        /// Target, when given.
+        target: Option<String>,
+    },
+    /// A TLS record that could not be decrypted.
+    DecryptFailed {
+        /// Why.
+        what: String,
+    },
     /// Bytes that are not the expected protocol.
     Unexpected {
         /// Byte count seen.
@@ -170,6 +201,12 @@ impl EventKind {
                 | EventKind::McsDisconnect { .. }
                 | EventKind::SetErrorInfo { .. }
                 | EventKind::Licensing { error: Some(_) }
+                | EventKind::CredsspRequest {
+                    error_code: Some(_),
+                    ..
+                }
+                | EventKind::EarlyUserAuth { .. }
+                | EventKind::ServerRedirection { .. }
         )
     }
 }
@@ -311,6 +348,51 @@ impl fmt::Display for EventKind {
                 )
             }
             K::FastPath => write!(f, "first fast-path PDU"),
+            K::CredsspRequest {
+                version,
+                token,
+                error_code,
+                auth_info,
+            } => {
+                write!(f, "CredSSP TSRequest v{version}")?;
+                match token {
+                    Some(crate::proto::credssp::AuthToken::Ntlm(t)) => write!(
+                        f,
+                        " NTLM {}",
+                        match t {
+                            1 => "NEGOTIATE",
+                            2 => "CHALLENGE",
+                            3 => "AUTHENTICATE",
+                            _ => "message",
+                        }
+                    )?,
+                    Some(crate::proto::credssp::AuthToken::Kerberos) => write!(f, " Kerberos")?,
+                    Some(crate::proto::credssp::AuthToken::Spnego) => write!(f, " SPNEGO")?,
+                    _ => {}
+                }
+                if *auth_info {
+                    write!(f, " with credentials (authInfo)")?;
+                }
+                if let Some(c) = error_code {
+                    write!(
+                        f,
+                        " errorCode {} ({c:#010x})",
+                        codes::ntstatus_name(*c).unwrap_or("unknown")
+                    )?;
+                }
+                Ok(())
+            }
+            K::EarlyUserAuth { result } => write!(
+                f,
+                "Early User Authorization Result {} ({result:#x})",
+                crate::proto::credssp::early_user_auth_name(*result)
+            ),
+            K::ShareControl { name } => write!(f, "{name} PDU"),
+            K::ServerRedirection { target: Some(t) } => {
+                write!(f, "Server Redirection PDU to {t}")
+            }
+            K::ServerRedirection { target: None } => write!(f, "Server Redirection PDU"),
+            K::DecryptFailed { what } => write!(f, "TLS record not decrypted: {what}"),
             K::Unexpected {
                 len,
                 head,

@@ -10,6 +10,15 @@ use crate::proto::tls::{self, content_type, Handshake};
 use crate::proto::x224::{self, RoutingInfo, Tpdu};
 use crate::proto::{tpkt, Framing};
 
+/// Security header flags of PDUs that carry no Share Control header (encrypted data,
+/// auto-detect, multitransport, heartbeat).
+const NOT_SHARE_CONTROL: u16 = mcs::sec_flags::SEC_ENCRYPT
+    | mcs::sec_flags::SEC_TRANSPORT_REQ
+    | mcs::sec_flags::SEC_TRANSPORT_RSP
+    | mcs::sec_flags::SEC_AUTODETECT_REQ
+    | mcs::sec_flags::SEC_AUTODETECT_RSP
+    | mcs::sec_flags::SEC_HEARTBEAT;
+
 impl Session {
     /// A complete TPKT packet.
     pub(super) fn tpkt_pdu(&mut self, dir: Dir, pdu: &[u8], frame: FrameRef) {
@@ -144,16 +153,23 @@ impl Session {
         }
     }
 
-    /// MCS Send Data user data under Standard RDP Security: security header flags tell
-    /// Security Exchange, Client Info and licensing apart; unencrypted share PDUs are read.
+    /// MCS Send Data user data. Under Standard RDP Security every PDU has a security header
+    /// whose flags tell Security Exchange, Client Info and licensing apart; under Enhanced RDP
+    /// Security (TLS, decrypted) only Client Info, licensing, auto-detect and multitransport
+    /// PDUs have one, the rest start with a bare Share Control header.
     fn send_data(&mut self, dir: Dir, user_data: &[u8], frame: FrameRef) {
+        let enhanced = self.details.nego.selected.is_some_and(|p| p.uses_tls());
+        if dir == Dir::ToClient && self.details.mcs.client_info.is_some() {
+            self.details.mcs.server_pdus_after_info += 1;
+        }
+        if enhanced && mcs::is_share_control(user_data) {
+            self.share_control(dir, user_data, frame);
+            return;
+        }
         let Some(flags) = mcs::security_flags(user_data) else {
             return;
         };
         let m = &mut self.details.mcs;
-        if dir == Dir::ToClient && m.client_info.is_some() {
-            m.server_pdus_after_info += 1;
-        }
         if flags & mcs::sec_flags::SEC_EXCHANGE_PKT != 0 {
             if m.security_exchange.is_none() {
                 m.security_exchange = Some(frame);
@@ -173,11 +189,61 @@ impl Session {
             if m.licensing_pdus == 1 || error.is_some() {
                 self.push(frame, Some(dir), EventKind::Licensing { error });
             }
-        } else if flags & mcs::sec_flags::SEC_ENCRYPT == 0 && dir == Dir::ToClient {
-            let sc = user_data.get(4..).and_then(mcs::parse_share_control);
-            if let Some(code) = sc.and_then(|s| s.error_info) {
-                m.set_error_info.get_or_insert(code);
-                self.push(frame, Some(dir), EventKind::SetErrorInfo { code });
+        } else if flags & NOT_SHARE_CONTROL == 0 && !enhanced && dir == Dir::ToClient {
+            if let Some(sc) = user_data.get(4..) {
+                self.share_control(dir, sc, frame);
+            }
+        }
+    }
+
+    /// A clear or decrypted Share Control PDU: Demand/Confirm Active, Deactivate All,
+    /// Server Redirection, and the Set Error Info data PDU.
+    fn share_control(&mut self, dir: Dir, pdu: &[u8], frame: FrameRef) {
+        let Some(sc) = mcs::parse_share_control(pdu) else {
+            return;
+        };
+        let m = &mut self.details.mcs;
+        let first = |slot: &mut Option<FrameRef>| slot.replace(slot.unwrap_or(frame)).is_none();
+        match sc.pdu_type {
+            mcs::pdu_type::DEMAND_ACTIVE if dir == Dir::ToClient => {
+                if first(&mut m.demand_active) {
+                    let name = "Demand Active";
+                    self.push(frame, Some(dir), EventKind::ShareControl { name });
+                }
+            }
+            mcs::pdu_type::CONFIRM_ACTIVE if dir == Dir::ToServer => {
+                if first(&mut m.confirm_active) {
+                    let name = "Confirm Active";
+                    self.push(frame, Some(dir), EventKind::ShareControl { name });
+                }
+            }
+            mcs::pdu_type::DEACTIVATE_ALL if dir == Dir::ToClient => {
+                if first(&mut m.deactivate_all) {
+                    let name = "Deactivate All";
+                    self.push(frame, Some(dir), EventKind::ShareControl { name });
+                }
+            }
+            mcs::pdu_type::SERVER_REDIRECT if dir == Dir::ToClient => {
+                let target = mcs::parse_redirection(pdu).filter(|_| m.redirection.is_none());
+                if let Some(target) = target {
+                    m.redirection = Some((frame, target.clone()));
+                    self.push(frame, Some(dir), EventKind::ServerRedirection { target });
+                }
+            }
+            _ => {
+                let enhanced = self.details.nego.selected.is_some_and(|p| p.uses_tls());
+                let m = &mut self.details.mcs;
+                // Windows sends ERRINFO_NONE during sessions ("SHOULD be ignored"): under
+                // Enhanced RDP Security it is skipped, so the real code before the disconnect
+                // is the one reported.
+                let code = sc.error_info.filter(|c| *c != 0 || !enhanced);
+                if let (Some(code), Dir::ToClient) = (code, dir) {
+                    // ERRINFO_NONE "SHOULD be ignored": a later real code replaces it.
+                    if m.set_error_info.map_or(true, |c| c == 0) {
+                        m.set_error_info = Some(code);
+                    }
+                    self.push(frame, Some(dir), EventKind::SetErrorInfo { code });
+                }
             }
         }
     }
@@ -196,6 +262,9 @@ impl Session {
         let Some(h) = tls::parse_record_header(rec) else {
             return;
         };
+        if self.decrypt_record(dir, rec, h, frame) {
+            return;
+        }
         let body = rec.get(tls::RECORD_HEADER_LEN..).unwrap_or_default();
         let d = dir.index();
         match h.content_type {
@@ -208,21 +277,24 @@ impl Session {
                     self.push(frame, Some(dir), EventKind::ChangeCipherSpec);
                 }
             }
-            content_type::ALERT if body.len() == 2 => {
-                let alert = tls::parse_alert(body);
-                if let Some(a) = alert {
-                    self.details.tls.alerts.push(AlertRecord {
-                        frame,
-                        from: dir.sender(),
-                        level: tls::alert_level_name(a.level).to_string(),
-                        description: tls::alert_description_name(a.description).to_string(),
-                        code: Some(a.description),
-                    });
-                }
-                self.push(frame, Some(dir), EventKind::Alert { alert, len: h.len });
-            }
+            content_type::ALERT if body.len() == 2 => self.alert_record(dir, body, h.len, frame),
             _ => self.tls_record_meta(dir, h.content_type, h.len, frame),
         }
+    }
+
+    /// A clear (or decrypted) alert record of `len` bytes on the wire.
+    pub(super) fn alert_record(&mut self, dir: Dir, body: &[u8], len: u16, frame: FrameRef) {
+        let alert = tls::parse_alert(body);
+        if let Some(a) = alert {
+            self.details.tls.alerts.push(AlertRecord {
+                frame,
+                from: dir.sender(),
+                level: tls::alert_level_name(a.level).to_string(),
+                description: tls::alert_description_name(a.description).to_string(),
+                code: Some(a.description),
+            });
+        }
+        self.push(frame, Some(dir), EventKind::Alert { alert, len });
     }
 
     /// A TLS record known only by type and length (encrypted or skipped).
@@ -271,7 +343,7 @@ impl Session {
     }
 
     /// Plaintext handshake bytes: defragmented across records, parsed message by message.
-    fn handshake_bytes(&mut self, dir: Dir, body: &[u8], frame: FrameRef) {
+    pub(super) fn handshake_bytes(&mut self, dir: Dir, body: &[u8], frame: FrameRef) {
         let d = dir.index();
         let hs = &mut self.streams[d].hs_buf;
         if hs.len() + body.len() > tls::MAX_HANDSHAKE_LEN {
@@ -334,6 +406,10 @@ impl Session {
                 }
                 t.hello_frames[2].get_or_insert(frame);
                 EventKind::Certificate { count }
+            }
+            Handshake::Finished if t.is_tls13() => {
+                self.crypt[dir.index()].switch_pending = true;
+                EventKind::Handshake { msg_type }
             }
             Handshake::ServerHelloDone => {
                 t.hello_frames[3].get_or_insert(frame);

@@ -11,8 +11,13 @@ mod details;
 mod events;
 mod handlers;
 mod stream;
+mod tlsdec;
+pub mod udp;
 
-pub use details::{AlertRecord, Details, McsDetails, NegotiationDetails, RecordLog, TlsDetails};
+pub use details::{
+    AlertRecord, CredsspDetails, DecryptDetails, Details, McsDetails, NegotiationDetails,
+    RecordLog, TlsDetails,
+};
 pub use events::{hex_head, icmp_name, Event, EventKind, EventView};
 
 use crate::flow::{ConnMeta, ConnectionObserver, Dir, FrameRef, TcpEvent};
@@ -24,10 +29,12 @@ pub const MAX_EVENTS: usize = 192;
 pub const MAX_TERMINAL_EVENTS: usize = 64;
 
 /// Session-stage settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionConfig {
     /// Whether the connection uses a configured RDP port (reported even without content).
     pub on_rdp_port: bool,
+    /// TLS keys (key logs, pcapng secrets blocks), shared by the analysis' sessions.
+    pub keys: Option<crate::decrypt::SharedKeys>,
 }
 
 /// One connection's protocol state and timeline.
@@ -44,6 +51,10 @@ pub struct Session {
     fastpath_allowed: bool,
     /// Whether the established session was already announced (live mode).
     pub announced: bool,
+    /// TLS decryption state per direction.
+    crypt: [tlsdec::DirCrypt; 2],
+    /// Decrypted bytes per direction.
+    inner: [tlsdec::InnerStream; 2],
 }
 
 /// What the session stage hands to the diagnosis.
@@ -69,6 +80,8 @@ impl Session {
             timeline: Vec::new(),
             retransmit_run: [false; 2],
             details: Details::default(),
+            crypt: Default::default(),
+            inner: Default::default(),
         }
     }
 
@@ -156,6 +169,7 @@ impl ConnectionObserver for Session {
     fn gap(&mut self, dir: Dir, bytes: u64, frame: FrameRef) {
         self.push(frame, Some(dir), EventKind::Gap { bytes });
         self.streams[dir.index()].gap(bytes);
+        self.crypt_gap(dir);
     }
 
     fn wants_data(&self, dir: Dir) -> bool {

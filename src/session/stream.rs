@@ -101,7 +101,7 @@ impl DirStream {
 }
 
 /// Frames the head of `b` in `mode`; `fastpath_ok` allows fast-path PDUs in RDP mode.
-fn frame_for(mode: Mode, b: &[u8], fastpath_ok: bool) -> Framing {
+pub(super) fn frame_for(mode: Mode, b: &[u8], fastpath_ok: bool) -> Framing {
     match mode {
         Mode::Rdp | Mode::Resync(Resumable::Rdp) => match b.first() {
             Some(&tpkt::TPKT_VERSION) => tpkt::tpkt_frame(b),
@@ -116,11 +116,15 @@ fn frame_for(mode: Mode, b: &[u8], fastpath_ok: bool) -> Framing {
     }
 }
 
-/// Whether the PDU starting at `head` (a complete header) can be skipped rather than parsed.
-fn skippable(mode: Mode, head: &[u8], ccs_seen: bool) -> Option<Skipped> {
+/// Whether the PDU starting at `head` (a complete header) can be skipped rather than parsed;
+/// `keep` keeps encrypted records whole for decryption.
+fn skippable(mode: Mode, head: &[u8], ccs_seen: bool, keep: bool) -> Option<Skipped> {
     match mode {
         Mode::Tls => {
             let h = tls::parse_record_header(head)?;
+            if keep && usize::from(h.len) <= tls::MAX_RECORD_LEN {
+                return None;
+            }
             let skip = match h.content_type {
                 tls::content_type::APPLICATION_DATA | tls::content_type::HEARTBEAT => true,
                 tls::content_type::HANDSHAKE => ccs_seen,
@@ -178,6 +182,7 @@ impl Session {
             }
             let fp = self.fastpath_ok();
             let ccs = self.details.tls.ccs[d].is_some();
+            let keep = self.streams[d].mode == Mode::Tls && self.keeps_records(d);
             let s = &mut self.streams[d];
             if s.buf.is_empty() {
                 match frame_for(s.mode, data, fp) {
@@ -187,7 +192,7 @@ impl Session {
                         self.pdu(dir, pdu, frame);
                     }
                     Framing::NeedMore(total) => {
-                        if let Some(sk) = skippable(s.mode, data, ccs) {
+                        if let Some(sk) = skippable(s.mode, data, ccs, keep) {
                             s.skip = total - data.len();
                             s.skipped = Some(sk);
                             data = &[];
@@ -236,7 +241,7 @@ impl Session {
                         s.buf_frame = None;
                     }
                     Framing::NeedMore(total) => {
-                        if let Some(sk) = skippable(s.mode, &s.buf, ccs) {
+                        if let Some(sk) = skippable(s.mode, &s.buf, ccs, keep) {
                             s.skip = total - s.buf.len();
                             s.skipped = Some(sk);
                             s.buf.clear();

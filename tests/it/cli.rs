@@ -89,7 +89,7 @@ fn table_lists_each_connection_and_a_file_summary() {
         .lines()
         .all(|l| l.chars().count() <= 100 || !l.starts_with(['│', '┌', '└', '╞'])));
     let (_, verbose, _) = run(&["analyze", "-v", NEG_FAILURE]);
-    assert!(verbose.contains("timeline:") && verbose.contains("X.224 Connection Request"));
+    assert!(verbose.contains("ladder:") && verbose.contains("X.224 Connection Request"));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod batch;
 mod cli;
 mod corpus;
+mod decrypt;
 mod golden;
 #[cfg(feature = "live")]
 mod live;
