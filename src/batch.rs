@@ -10,6 +10,9 @@ use rayon::prelude::*;
 
 use crate::pipeline::{analyze_path, AnalyzeConfig, FileAnalysis};
 
+/// Files at least this large are split across threads when there are fewer files than threads.
+pub const SPLIT_FILE_BYTES: u64 = 32 << 20;
+
 /// Capture file name endings picked up when walking a directory.
 const CAPTURE_SUFFIXES: [&str; 11] = [
     ".pcap",
@@ -203,11 +206,19 @@ pub fn analyze_in_order(
     emit: &mut dyn FnMut(FileAnalysis) -> io::Result<()>,
 ) -> io::Result<()> {
     for chunk in paths.chunks(window.max(1)) {
+        let threads = pool.current_num_threads();
+        // Fewer files than threads: split each large file across the threads instead.
+        let split = paths.len() < threads;
         let results: Vec<FileAnalysis> = pool.install(|| {
             chunk
                 .par_iter()
                 .map(|p| {
-                    let a = analyze_path(p, config);
+                    let big = std::fs::metadata(p).is_ok_and(|m| m.len() >= SPLIT_FILE_BYTES);
+                    let a = if split && big {
+                        crate::parallel::analyze_path_parallel(p, config, threads)
+                    } else {
+                        analyze_path(p, config)
+                    };
                     on_done(p);
                     a
                 })

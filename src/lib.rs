@@ -16,6 +16,7 @@ pub mod decrypt;
 pub mod diagnose;
 pub mod flow;
 pub mod live;
+pub mod parallel;
 pub mod pipeline;
 pub mod proto;
 pub mod report;

@@ -23,6 +23,9 @@ pub struct AnalyzeConfig {
     pub rdp_ports: Vec<u16>,
     /// Connection-table settings.
     pub flow: FlowConfig,
+    /// Only this share `(k, n)` of the connections (by endpoint hash), for splitting one
+    /// capture across threads.
+    pub share: Option<(u32, u32)>,
     /// TLS keys from `--keylog` files (pcapng Decryption Secrets Blocks add to a copy).
     pub keys: KeyStore,
 }
@@ -33,6 +36,7 @@ impl Default for AnalyzeConfig {
             rdp_ports: vec![3389],
             flow: FlowConfig::default(),
             keys: KeyStore::default(),
+            share: None,
         }
     }
 }
@@ -61,6 +65,35 @@ pub struct AnalyzeStats {
     pub last_ts: Option<Timestamp>,
     /// Connections evicted because the connection table was full.
     pub evicted: u64,
+}
+
+/// Which of `n` shares a packet's connection belongs to: a symmetric hash of its endpoints
+/// (for an ICMP error, of the endpoints it quotes), stable across threads.
+pub fn share_of(pkt: &decode::Packet<'_>, n: u32) -> u32 {
+    use std::hash::BuildHasher;
+    let ends = match &pkt.transport {
+        Transport::Tcp(s) => (
+            SocketAddr::new(pkt.src, s.src_port),
+            SocketAddr::new(pkt.dst, s.dst_port),
+        ),
+        Transport::Udp {
+            src_port, dst_port, ..
+        } => (
+            SocketAddr::new(pkt.src, *src_port),
+            SocketAddr::new(pkt.dst, *dst_port),
+        ),
+        Transport::IcmpError(e) => (
+            SocketAddr::new(e.quoted_src, e.quoted_src_port),
+            SocketAddr::new(e.quoted_dst, e.quoted_dst_port),
+        ),
+    };
+    let key = if ends.0 <= ends.1 {
+        ends
+    } else {
+        (ends.1, ends.0)
+    };
+    (crate::flow::FlowHashBuilder::with_seed(0x0072_6470_6469_6167).hash_one(key)
+        % u64::from(n.max(1))) as u32
 }
 
 /// One diagnosed RDP-over-UDP transport.
@@ -207,6 +240,11 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
             return;
         };
         self.stats.decoded += 1;
+        if let Some((k, n)) = self.config.share {
+            if share_of(&pkt, n) != k {
+                return;
+            }
+        }
         let fref = FrameRef {
             number: frame.number,
             ts: frame.ts,
@@ -220,7 +258,15 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                 let mut new_session = |meta: &crate::flow::ConnMeta| {
                     let on_rdp_port = ports.contains(&meta.server.port());
                     let keys = Some(Arc::clone(keys));
-                    Session::new(meta, SessionConfig { on_rdp_port, keys })
+                    let rdp_ports = ports.clone();
+                    Session::new(
+                        meta,
+                        SessionConfig {
+                            on_rdp_port,
+                            keys,
+                            rdp_ports,
+                        },
+                    )
                 };
                 // Connections finished early (closed, idle, port reuse) are diagnosed now,
                 // against the current time as the capture's end so far.

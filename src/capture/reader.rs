@@ -175,7 +175,8 @@ pub fn read_capture(
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
-                reader.consume(consumed);
+                // No shift here: refill() moves only the unread tail when more data is needed.
+                reader.consume_noshift(consumed);
                 summary.stream_bytes += consumed as u64;
             }
             Err(PcapError::Eof) => break,

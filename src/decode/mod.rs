@@ -143,18 +143,8 @@ pub fn decode(linktype: LinkType, data: &[u8]) -> Option<Packet<'_>> {
     let transport = match payload.ip_number {
         IpNumber::TCP => {
             let tcp = TcpSlice::from_slice(payload.payload).ok()?;
-            let mut flags = 0u8;
-            for (set, bit) in [
-                (tcp.fin(), tcp_flags::FIN),
-                (tcp.syn(), tcp_flags::SYN),
-                (tcp.rst(), tcp_flags::RST),
-                (tcp.psh(), tcp_flags::PSH),
-                (tcp.ack(), tcp_flags::ACK),
-            ] {
-                if set {
-                    flags |= bit;
-                }
-            }
+            // FIN, SYN, RST, PSH, ACK are the low five bits of byte 13 of the header.
+            let flags = tcp.slice().get(13).copied().unwrap_or(0) & 0x1f;
             Transport::Tcp(TcpSegment {
                 src_port: tcp.source_port(),
                 dst_port: tcp.destination_port(),

@@ -137,6 +137,16 @@ causes! {
     "Something on the path drops part of the UDP traffic (large datagrams, fragments): check firewalls and the path MTU for UDP 3389; the session falls back to TCP.";
     "udp_transport_established" => "RDP over UDP was established",
     "Nothing to fix.";
+    "proxy_refused" => "the SOCKS5 or HTTP CONNECT proxy in front of the server did not connect the client (its reply is named in the summary)",
+    "Check the proxy: its rules must allow CONNECT to the RDP server and port, the server must be reachable from the proxy (host/network unreachable, connection refused mean the proxy could not reach it), and the client's proxy credentials must be valid; the proxy's own log names the rule or error.";
+    "gateway_auth_failed" => "the RD Gateway rejected the user's authentication (HTTP 401) and no tunnel was created",
+    "Check the user's credentials for the gateway (the summary lists the schemes the gateway offered: Negotiate/Kerberos needs a reachable KDC or a KDC proxy, NTLM must not be blocked), that the account is not locked, restricted (Protected Users cannot use NTLM) or expired, and the gateway's Connection Authorization Policy (RD CAP); the gateway's TerminalServices-Gateway event log names the reason.";
+    "gateway_refused" => "the RD Gateway refused the request (HTTP 403 or another 4xx)",
+    "The gateway does not allow this client or request: check the RD CAP/RD RAP policies, device redirection and client version requirements, and IIS request filtering on the gateway.";
+    "gateway_error" => "the RD Gateway failed with an HTTP server error (5xx)",
+    "The gateway service is unhealthy or overloaded: check the Remote Desktop Gateway service and IIS on the gateway, its event logs, and any load balancer or reverse proxy in front of it.";
+    "gateway_tunnel_failed" => "the RD Gateway answered a tunnel, authorization or channel request with an error status (MS-TSGU)",
+    "The summary names the status: E_PROXY_RAP_ACCESSDENIED means the resource authorization policy (RD RAP) does not allow the user to reach that computer, E_PROXY_NAP_ACCESSDENIED / E_PROXY_CAPABILITYMISMATCH a client policy or version mismatch, E_PROXY_TS_CONNECTFAILED that the gateway could not reach the target server on 3389 (check name, DNS and firewall from the gateway), E_PROXY_MAXCONNECTIONSREACHED the gateway's connection limit.";
     "capture_started_mid_connection" => "the capture started after the connection was set up and shows too little to judge",
     "Capture from before the client connects to see the whole connection sequence.";
     "capture_ended" => "the capture ended before the connection showed an outcome",
@@ -165,7 +175,12 @@ mod tests {
     /// and every cause code is documented in README.md.
     #[test]
     fn causes_used_by_rules_are_in_the_table_and_the_readme() {
-        let rules = [include_str!("rules.rs"), include_str!("rules/decrypted.rs")].concat();
+        let rules = [
+            include_str!("rules.rs"),
+            include_str!("rules/decrypted.rs"),
+            include_str!("rules/gateway.rs"),
+        ]
+        .concat();
         let readme = include_str!("../../README.md");
         let mut used = 0;
         for lit in rules.split('"').skip(1).step_by(2) {

@@ -11,12 +11,20 @@ pub const SESSION_BYTES_S2C: u64 = 16 * 1024;
 pub const SESSION_RECORDS: u64 = 16;
 /// Client records that alone show the connection got past CredSSP into the session
 /// (with [`SESSION_SERVER_RECORDS`] from the server), even when bulk data moved to UDP.
-pub const SESSION_CLIENT_RECORDS: u64 = 12;
+pub const SESSION_CLIENT_RECORDS: u64 = 10;
+/// Client records CredSSP takes at most (NTLM: negotiate, authenticate, credentials).
+pub const CREDSSP_MAX_CLIENT: u64 = 5;
+/// Server records CredSSP takes at most (challenge, public key, Early User Authorization).
+pub const CREDSSP_MAX_SERVER: u64 = 5;
 /// Server records needed with [`SESSION_CLIENT_RECORDS`].
-pub const SESSION_SERVER_RECORDS: u64 = 8;
+pub const SESSION_SERVER_RECORDS: u64 = 10;
 
 /// The furthest phase and whether it was inferred rather than seen.
 pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Phase, bool) {
+    // Through an RD Gateway: the tunnelled RDP connection's phase.
+    if let Some(inner) = s.details.gateway.as_ref().and_then(|g| g.inner.as_deref()) {
+        return furthest_phase(meta, tcp, inner);
+    }
     let d = &s.details;
     let t = &d.tls;
     let m = &d.mcs;
@@ -35,8 +43,8 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
         t.established() || (t.client_hello.is_none() && t.app_records.iter().all(|n| *n > 0));
     // CredSSP takes a handful of records each way; the connection sequence after it
     // (MCS, channel joins, Client Info, licensing, capabilities) takes many more.
-    let many_records =
-        t.app_records[0] >= SESSION_CLIENT_RECORDS && t.app_records[1] >= SESSION_SERVER_RECORDS;
+    let many_records = t.client_data_records() >= SESSION_CLIENT_RECORDS
+        && t.server_data_records() >= SESSION_SERVER_RECORDS;
     if tls_up
         && ((t.app_bytes[1] >= SESSION_BYTES_S2C && app_total >= SESSION_RECORDS) || many_records)
     {
@@ -48,6 +56,15 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
     let selected = d.nego.selected;
     if tls_up && t.client_data_records() > 0 {
         match selected {
+            // More records than CredSSP needs (three or four each way, plus the Early User
+            // Authorization Result): the connection sequence has begun.
+            Some(p)
+                if p.uses_credssp()
+                    && (t.client_data_records() > CREDSSP_MAX_CLIENT
+                        || t.server_data_records() > CREDSSP_MAX_SERVER) =>
+            {
+                return (Phase::McsConnect, true)
+            }
             Some(p) if p.uses_credssp() => return (Phase::Credssp, false),
             // TLS without NLA: the client's first application data is the MCS Connect Initial.
             Some(_) => return (Phase::McsConnect, true),

@@ -1,6 +1,7 @@
 //! The diagnosis rules, in order: the first rule that matches decides the cause.
 
 mod decrypted;
+mod gateway;
 
 use super::causes;
 use super::phase::furthest_phase;
@@ -279,17 +280,19 @@ fn notes(cx: &mut Ctx<'_>) {
             ));
         }
         if t.retransmissions[i] > 0 {
+            let n = t.retransmissions[i];
             cx.notes.push(format!(
-                "{} retransmitted segments from the {}",
-                t.retransmissions[i],
+                "{n} retransmitted segment{} from the {}",
+                if n == 1 { "" } else { "s" },
                 dir.sender()
             ));
         }
         if t.zero_windows[i] > 0 {
+            let n = t.zero_windows[i];
             cx.notes.push(format!(
-                "the {} advertised a zero window {} times",
+                "the {} advertised a zero window {n} time{}",
                 dir.sender(),
-                t.zero_windows[i]
+                if n == 1 { "" } else { "s" }
             ));
         }
         if let Some((f, held, claimed)) = det.incomplete_pdu[i] {
@@ -298,6 +301,18 @@ fn notes(cx: &mut Ctx<'_>) {
                 dir.sender(),
                 f.number
             ));
+        }
+    }
+    if let Some(c) = det.tls.certificates.first() {
+        let at = cx.r.meta.first.ts.rfc3339();
+        // RFC 3339 UTC strings of the same shape compare in time order.
+        if !c.not_after.is_empty() && c.not_after.as_str() < at.as_str() {
+            cx.notes.push(format!(
+                "the server certificate '{}' had expired ({}) at the time of the capture",
+                c.subject, c.not_after
+            ));
+        } else if !c.not_before.is_empty() && c.not_before.as_str() > at.as_str() {
+            cx.notes.push(format!("the server certificate '{}' was not yet valid (from {}) at the time of the capture", c.subject, c.not_before));
         }
     }
     if !cx.r.meta.saw_syn {
@@ -322,6 +337,9 @@ fn decide(cx: &mut Ctx<'_>) -> Decision {
         return d;
     }
     if let Some(d) = mtu_and_stall(cx) {
+        return d;
+    }
+    if let Some(d) = gateway::decide(cx) {
         return d;
     }
     if let Some(d) = non_rdp(cx) {

@@ -16,6 +16,7 @@
     )
 )]
 
+mod hash;
 pub mod reassembly;
 mod table;
 pub mod udp;
@@ -24,6 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
+pub use hash::{FlowHashBuilder, FlowMap};
 pub use table::{FinishReason, FinishedConnection, FlowConfig, FlowTable};
 
 use crate::capture::Timestamp;

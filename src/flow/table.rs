@@ -4,7 +4,6 @@
 //! Per-direction arrays are `[_; 2]` indexed by `Dir::index()`, which is 0 or 1.
 #![allow(clippy::indexing_slicing)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::reassembly::{Reassembler, SegmentKind, StreamSink, DEFAULT_MAX_BUFFERED};
@@ -33,7 +32,7 @@ pub struct FlowConfig {
 }
 
 /// Default cap on live connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -104,12 +103,13 @@ impl<O> Conn<O> {
         self.tcp.rst.iter().any(Option::is_some) || self.tcp.fin.iter().all(Option::is_some)
     }
 
-    /// Whether the observer still wants payload in either direction.
+    /// Whether the observer still wants the client's payload (false: the client's stream
+    /// is not RDP, so the connection will not be reported).
     fn wants_data(&self) -> bool
     where
         O: ConnectionObserver,
     {
-        self.observer.wants_data(Dir::ToServer) || self.observer.wants_data(Dir::ToClient)
+        self.observer.wants_data(Dir::ToServer)
     }
 
     fn finish(mut self, reason: FinishReason) -> FinishedConnection<O> {
@@ -145,7 +145,9 @@ impl<O: ConnectionObserver> StreamSink for DirSink<'_, O> {
 /// The table of live TCP connections.
 pub struct FlowTable<O> {
     config: FlowConfig,
-    conns: HashMap<Key, Conn<O>>,
+    /// Boxed: a connection is a few KiB, and the map's slack and growth then cost only
+    /// a pointer per slot.
+    conns: super::FlowMap<Key, Box<Conn<O>>>,
     last_sweep: Timestamp,
     /// Connections created so far.
     pub created: u64,
@@ -158,7 +160,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
     pub fn new(config: FlowConfig) -> Self {
         FlowTable {
             config,
-            conns: HashMap::new(),
+            conns: super::FlowMap::default(),
             last_sweep: Timestamp(i64::MIN),
             created: 0,
             evicted: 0,
@@ -194,18 +196,25 @@ impl<O: ConnectionObserver> FlowTable<O> {
     ) {
         let k = key(src, dst);
         let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
-        if is_syn {
-            if let Some(c) = self.conns.get(&k) {
+        // Fast path, one lookup: a packet of a known connection (not a new SYN reusing it).
+        if let Some(c) = self.conns.get_mut(&k) {
+            let reuse = is_syn && {
                 let same_attempt =
                     c.meta.client == src && c.client_isn.map_or(true, |i| i == seg.seq);
-                if !same_attempt || (c.closed() && c.client_isn != Some(seg.seq)) {
-                    if let Some(old) = self.conns.remove(&k) {
-                        done(old.finish(FinishReason::PortReuse));
-                    }
+                !same_attempt || (c.closed() && c.client_isn != Some(seg.seq))
+            };
+            if !reuse {
+                Self::update(c, src, seg, frame);
+                if frame.ts.nanos_since(self.last_sweep) > 1_000_000_000 {
+                    self.sweep(frame.ts, done);
                 }
+                return;
+            }
+            if let Some(old) = self.conns.remove(&k) {
+                done(old.finish(FinishReason::PortReuse));
             }
         }
-        if !self.conns.contains_key(&k) {
+        {
             let interesting = is_syn
                 || !seg.payload.is_empty()
                 || self.is_rdp_port(src.port())
@@ -234,7 +243,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
             self.created += 1;
             self.conns.insert(
                 k,
-                Conn {
+                Box::new(Conn {
                     meta,
                     tcp: TcpStats::default(),
                     observer,
@@ -242,7 +251,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
                     client_isn: None,
                     server_isn: None,
                     last_ts: frame.ts,
-                },
+                }),
             );
         }
         let Some(c) = self.conns.get_mut(&k) else {
@@ -254,8 +263,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
     }
 
-    /// Makes room for one more connection: evicts the connections that want no more data
-    /// (not RDP) and then the longest idle, in a batch of 1/64 of the limit so that the
+    /// Makes room for one more connection: evicts the connections whose client stream is
+    /// no longer wanted (not RDP) and then the longest idle, in a batch of 1/64 of the limit so that the
     /// scan is paid once per many new connections, not once per connection.
     fn evict(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
         let limit = self.config.max_connections.max(1);
@@ -482,7 +491,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
 
     /// Finishes every connection at the end of the capture, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
-        let mut all: Vec<Conn<O>> = self.conns.drain().map(|(_, c)| c).collect();
+        let mut all: Vec<Box<Conn<O>>> = self.conns.drain().map(|(_, c)| c).collect();
         all.sort_by_key(|c| c.meta.first.number);
         for mut c in all {
             let frame = c.tcp.last.unwrap_or(c.meta.first);

@@ -2,7 +2,6 @@
 //! client's SYN or the RDP port, expired by capture time. Per-flow state belongs to the
 //! observer (the session stage).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::{Dir, FrameRef};
@@ -49,7 +48,7 @@ struct Flow<O> {
 
 /// The table of live UDP flows.
 pub struct UdpTable<O> {
-    flows: HashMap<(SocketAddr, SocketAddr), Flow<O>>,
+    flows: super::FlowMap<(SocketAddr, SocketAddr), Flow<O>>,
     idle_ns: i64,
     last_sweep: Timestamp,
 }
@@ -66,7 +65,7 @@ impl<O: DatagramObserver> UdpTable<O> {
     /// A table expiring flows silent for `idle_ns`.
     pub fn new(idle_ns: i64) -> Self {
         UdpTable {
-            flows: HashMap::new(),
+            flows: super::FlowMap::default(),
             idle_ns,
             last_sweep: Timestamp(i64::MIN),
         }

@@ -16,11 +16,15 @@
 pub mod codes;
 pub mod credssp;
 pub mod fastpath;
+pub mod http;
 pub mod mcs;
 pub mod nego;
 pub mod rdpeudp;
+pub mod socks;
 pub mod tls;
 pub mod tpkt;
+pub mod tsgu;
+pub mod websocket;
 pub mod x224;
 
 /// What a framing function says about the bytes at the head of a stream.

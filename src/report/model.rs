@@ -174,6 +174,81 @@ pub struct ConnectionReport {
     /// RDP over UDP only: what the RDPEUDP transport showed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rdpeudp: Option<super::udp::UdpReport>,
+    /// A SOCKS5 or HTTP CONNECT proxy handshake before the RDP bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyReport>,
+    /// An RD Gateway connection (decrypted): HTTP, MS-TSGU and the tunnelled connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayReport>,
+}
+
+/// A proxy handshake.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyReport {
+    /// "socks5" or "http_connect".
+    pub kind: &'static str,
+    /// The CONNECT target `host:port`.
+    pub target: Option<String>,
+    /// "succeeded" or the failure (SOCKS5 reply name, HTTP status).
+    pub reply: Option<String>,
+    /// Frame of the reply.
+    pub frame: Option<u64>,
+}
+
+/// One HTTP response of a gateway connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpReport {
+    /// Frame.
+    pub frame: u64,
+    /// The request answered, `METHOD target`.
+    pub request: Option<String>,
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// WWW-Authenticate schemes offered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auth_schemes: Vec<String>,
+}
+
+/// One MS-TSGU control message.
+#[derive(Debug, Clone, Serialize)]
+pub struct TsguReport {
+    /// Frame.
+    pub frame: u64,
+    /// "client" or "server".
+    pub from: &'static str,
+    /// Packet type name, e.g. TUNNEL_RESPONSE.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Status / error code in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Its name (E_PROXY_...), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_name: Option<&'static str>,
+}
+
+/// An RD Gateway connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayReport {
+    /// The gateway "ip:port".
+    pub endpoint: String,
+    /// Host header of the RDG request.
+    pub host: Option<String>,
+    /// HTTP responses in order.
+    pub http: Vec<HttpReport>,
+    /// Whether the WebSocket transport was set up (101 Switching Protocols).
+    pub websocket: bool,
+    /// MS-TSGU control messages in order.
+    pub messages: Vec<TsguReport>,
+    /// DATA packets client to server and server to client.
+    pub data_packets: [u64; 2],
+    /// Target server of the channel, `name:port`.
+    pub target: Option<String>,
+    /// The tunnelled RDP connection's own report (endpoints are the gateway connection's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner: Option<Box<ConnectionReport>>,
 }
 
 /// The decrypted CredSSP (NLA) exchange.
@@ -342,8 +417,68 @@ impl ConnectionReport {
                 .then(|| r.session.timeline.iter().map(EventView::from).collect()),
             event: None,
             rdpeudp: None,
+            proxy: det.proxy.as_ref().map(|p| ProxyReport {
+                kind: p.kind,
+                target: p.target.clone(),
+                reply: p.reply.clone(),
+                frame: p.reply_frame.map(|f| f.number),
+            }),
+            gateway: gateway_report(file, d, opts),
         }
     }
+}
+
+fn gateway_report(file: &str, d: &Diagnosed, opts: ReportOptions) -> Option<GatewayReport> {
+    let r = &d.record;
+    let g = r.session.details.gateway.as_deref()?;
+    if !g.recognised {
+        return None;
+    }
+    let inner = g.inner.as_deref().map(|s| {
+        let record = crate::diagnose::ConnectionRecord {
+            meta: r.meta,
+            tcp: r.tcp.clone(),
+            session: s.clone(),
+            finish: r.finish,
+            capture_end: r.capture_end,
+        };
+        let verdict = crate::diagnose::diagnose(&record);
+        let mut rep = ConnectionReport::new(file, &Diagnosed { record, verdict }, opts);
+        if let Some(t) = &g.target {
+            rep.server = t.clone();
+        }
+        Box::new(rep)
+    });
+    Some(GatewayReport {
+        endpoint: endpoint(&r.meta.server),
+        host: g.host.clone(),
+        http: g
+            .responses
+            .iter()
+            .map(|h| HttpReport {
+                frame: h.frame.number,
+                request: h.request.clone(),
+                status: h.status,
+                reason: h.reason.clone(),
+                auth_schemes: h.schemes.clone(),
+            })
+            .collect(),
+        websocket: g.websocket.is_some(),
+        messages: g
+            .messages
+            .iter()
+            .map(|m| TsguReport {
+                frame: m.frame.number,
+                from: m.dir.sender(),
+                kind: crate::proto::tsgu::type_name(m.ptype),
+                status: m.status.map(|s| format!("{s:#010x}")),
+                status_name: m.status.and_then(crate::proto::tsgu::status_name),
+            })
+            .collect(),
+        data_packets: g.data_packets,
+        target: g.target.clone(),
+        inner,
+    })
 }
 
 fn credssp_report(c: &crate::session::CredsspDetails, redact: bool) -> Option<CredsspReport> {

@@ -132,6 +132,28 @@ impl TlsDetails {
         self.app_records[0].saturating_sub(1).saturating_sub(alerts)
     }
 
+    /// Server application records that carry data: in TLS 1.3 the server's encrypted
+    /// handshake flight (EncryptedExtensions .. Finished, sent before the client's Finished)
+    /// travels as application data records and is not counted.
+    pub fn server_data_records(&self) -> u64 {
+        if !self.is_tls13() {
+            return self.app_records[1];
+        }
+        let client_finished = self
+            .record_log
+            .iter()
+            .find(|l| l.dir == Dir::ToServer && l.content_type == 23)
+            .map_or(u64::MAX, |l| l.frame.number);
+        let flight = self
+            .record_log
+            .iter()
+            .filter(|l| {
+                l.dir == Dir::ToClient && l.content_type == 23 && l.frame.number <= client_finished
+            })
+            .count() as u64;
+        self.app_records[1].saturating_sub(flight)
+    }
+
     /// An encrypted alert from the client after the handshake: a type-21 record (TLS 1.2
     /// and earlier) or, in TLS 1.3, an alert-sized record after the client's Finished.
     pub fn client_encrypted_alert(&self) -> Option<FrameRef> {
@@ -272,4 +294,102 @@ pub struct Details {
     pub incomplete_pdu: [Option<(FrameRef, usize, usize)>; 2],
     /// Timeline events dropped because the timeline was full.
     pub dropped_events: u64,
+    /// A SOCKS5 or HTTP CONNECT proxy handshake at the start of the stream.
+    pub proxy: Option<ProxyDetails>,
+    /// An RD Gateway (MS-TSGU) connection, seen decrypted.
+    pub gateway: Option<Box<GatewayDetails>>,
+}
+
+/// A proxy handshake before the RDP bytes.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyDetails {
+    /// "socks5" or "http_connect".
+    pub kind: &'static str,
+    /// The CONNECT target, `host:port`.
+    pub target: Option<String>,
+    /// Frame of the client's CONNECT request.
+    pub request_frame: Option<FrameRef>,
+    /// The proxy's reply: "succeeded" or the failure's name (SOCKS5 REP name, HTTP status).
+    pub reply: Option<String>,
+    /// Whether the proxy connected the client.
+    pub succeeded: Option<bool>,
+    /// Frame of the reply.
+    pub reply_frame: Option<FrameRef>,
+}
+
+impl ProxyDetails {
+    /// The target's port.
+    pub fn target_port(&self) -> Option<u16> {
+        self.target.as_ref()?.rsplit_once(':')?.1.parse().ok()
+    }
+}
+
+/// Most HTTP exchanges and gateway messages kept.
+pub const MAX_GATEWAY_ITEMS: usize = 32;
+
+/// One HTTP response of a gateway connection.
+#[derive(Debug, Clone)]
+pub struct HttpExchange {
+    /// Frame of the response.
+    pub frame: FrameRef,
+    /// The request it answers (`METHOD target`), when seen.
+    pub request: Option<String>,
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// WWW-Authenticate schemes offered.
+    pub schemes: Vec<String>,
+}
+
+/// One MS-TSGU control packet.
+#[derive(Debug, Clone, Copy)]
+pub struct TsguMessage {
+    /// Frame completing it.
+    pub frame: FrameRef,
+    /// Sender.
+    pub dir: Dir,
+    /// packetType.
+    pub ptype: u16,
+    /// Status or error code of a response.
+    pub status: Option<u32>,
+}
+
+/// What an RD Gateway connection showed (decrypted).
+#[derive(Debug, Clone, Default)]
+pub struct GatewayDetails {
+    /// An RDG request (`RDG_OUT_DATA`, `/remoteDesktopGateway/`) was seen.
+    pub recognised: bool,
+    /// Host header of the first request.
+    pub host: Option<String>,
+    /// Frame of the first RDG request.
+    pub request_frame: Option<FrameRef>,
+    /// HTTP responses in order.
+    pub responses: Vec<HttpExchange>,
+    /// Frame of the 101 Switching Protocols (WebSocket transport).
+    pub websocket: Option<FrameRef>,
+    /// Control packets in order (DATA and KEEPALIVE are only counted).
+    pub messages: Vec<TsguMessage>,
+    /// DATA packets per direction.
+    pub data_packets: [u64; 2],
+    /// The target server of the channel (CHANNEL_CREATE resource and port).
+    pub target: Option<String>,
+    /// The tunnelled RDP connection, once DATA flowed.
+    pub inner: Option<Box<super::SessionRecord>>,
+}
+
+impl GatewayDetails {
+    /// The first control packet answered with a non-zero status.
+    pub fn failed_message(&self) -> Option<&TsguMessage> {
+        use crate::proto::tsgu::ptype;
+        self.messages.iter().find(|m| {
+            matches!(
+                m.ptype,
+                ptype::HANDSHAKE_RESPONSE
+                    | ptype::TUNNEL_RESPONSE
+                    | ptype::TUNNEL_AUTH_RESPONSE
+                    | ptype::CHANNEL_RESPONSE
+            ) && m.status.is_some_and(|s| s != 0)
+        })
+    }
 }

@@ -186,6 +186,11 @@ pub enum EventKind {
         /// What and why.
         what: String,
     },
+    /// A proxy handshake message or an RD Gateway HTTP/MS-TSGU message.
+    Tunnel {
+        /// What, in words.
+        what: String,
+    },
 }
 
 impl EventKind {
@@ -401,6 +406,7 @@ impl fmt::Display for EventKind {
                 write!(f, "{len} bytes that are not {expected} (starting {head})")
             }
             K::Malformed { what } => write!(f, "malformed {what}"),
+            K::Tunnel { what } => f.write_str(what),
         }
     }
 }

@@ -9,14 +9,16 @@
 
 mod details;
 mod events;
+mod gateway;
 mod handlers;
+mod proxy;
 mod stream;
 mod tlsdec;
 pub mod udp;
 
 pub use details::{
-    AlertRecord, CredsspDetails, DecryptDetails, Details, McsDetails, NegotiationDetails,
-    RecordLog, TlsDetails,
+    AlertRecord, CredsspDetails, DecryptDetails, Details, GatewayDetails, HttpExchange, McsDetails,
+    NegotiationDetails, ProxyDetails, RecordLog, TlsDetails, TsguMessage,
 };
 pub use events::{hex_head, icmp_name, Event, EventKind, EventView};
 
@@ -35,6 +37,8 @@ pub struct SessionConfig {
     pub on_rdp_port: bool,
     /// TLS keys (key logs, pcapng secrets blocks), shared by the analysis' sessions.
     pub keys: Option<crate::decrypt::SharedKeys>,
+    /// TCP ports treated as RDP (a proxy CONNECT to one of them is RDP); empty means 3389.
+    pub rdp_ports: Vec<u16>,
 }
 
 /// One connection's protocol state and timeline.
@@ -55,6 +59,14 @@ pub struct Session {
     crypt: [tlsdec::DirCrypt; 2],
     /// Decrypted bytes per direction.
     inner: [tlsdec::InnerStream; 2],
+    /// The connection's endpoints (for a tunnelled session's record).
+    meta: ConnMeta,
+    /// Proxy handshake state (SOCKS5 / HTTP CONNECT).
+    proxy: Option<Box<proxy::ProxyState>>,
+    /// RD Gateway state: HTTP, WebSocket and MS-TSGU framing and the tunnelled session.
+    gateway: Option<Box<gateway::GatewayState>>,
+    /// Decrypted content showed this TLS connection is not an RD Gateway.
+    not_gateway: bool,
 }
 
 /// What the session stage hands to the diagnosis.
@@ -82,12 +94,31 @@ impl Session {
             details: Details::default(),
             crypt: Default::default(),
             inner: Default::default(),
+            meta: *meta,
+            proxy: None,
+            gateway: None,
+            not_gateway: false,
+        }
+    }
+
+    fn is_rdp_port(&self, port: u16) -> bool {
+        if self.config.rdp_ports.is_empty() {
+            port == 3389
+        } else {
+            self.config.rdp_ports.contains(&port)
         }
     }
 
     /// Whether the connection is RDP: on an RDP port, or opened by an X.224 request.
     pub fn is_rdp(&self) -> bool {
-        self.config.on_rdp_port || self.details.rdp_by_content
+        let d = &self.details;
+        self.config.on_rdp_port
+            || d.rdp_by_content
+            || d.proxy
+                .as_ref()
+                .and_then(|p| p.target_port())
+                .is_some_and(|p| self.is_rdp_port(p))
+            || d.gateway.as_ref().is_some_and(|g| g.recognised)
     }
 
     /// Cheap test whether the session may have reached its data phase (a diagnosis of a
@@ -103,9 +134,13 @@ impl Session {
     pub fn snapshot(&self) -> SessionRecord {
         let mut timeline = self.timeline.clone();
         timeline.sort_by_key(|e| e.frame.number);
+        let mut details = self.details.clone();
+        if let (Some(g), Some(inner)) = (details.gateway.as_mut(), self.gateway_inner()) {
+            g.inner = Some(Box::new(inner.snapshot()));
+        }
         SessionRecord {
             timeline,
-            details: self.details.clone(),
+            details,
             is_rdp: self.is_rdp(),
         }
     }
@@ -118,6 +153,11 @@ impl Session {
             }
         }
         self.timeline.sort_by_key(|e| e.frame.number);
+        if let Some(inner) = self.take_gateway_inner() {
+            if let Some(g) = self.details.gateway.as_mut() {
+                g.inner = Some(Box::new(inner.finish()));
+            }
+        }
         let is_rdp = self.is_rdp();
         SessionRecord {
             timeline: self.timeline,
@@ -177,7 +217,8 @@ impl ConnectionObserver for Session {
         if matches!(s.mode, Mode::Ignore) {
             return false;
         }
-        // Off an RDP port, a connection that did not open with an X.224 request is not ours.
-        self.is_rdp() || matches!(s.mode, Mode::Start)
+        // Off an RDP port, a connection that did not open with an X.224 request is not ours,
+        // unless it may be a proxy handshake or an RD Gateway that keys may reveal.
+        self.is_rdp() || matches!(s.mode, Mode::Start | Mode::Proxy) || self.may_be_gateway(dir)
     }
 }

@@ -18,6 +18,8 @@ pub enum Mode {
     Rdp,
     /// TLS records.
     Tls,
+    /// A SOCKS5 or HTTP CONNECT proxy handshake before the RDP bytes.
+    Proxy,
     /// Alignment lost after a gap: wait for bytes that frame in the given mode.
     Resync(Resumable),
     /// Not RDP or not parseable any more: bytes are no longer looked at.
@@ -48,7 +50,7 @@ pub struct DirStream {
     pub mode: Mode,
     buf: Vec<u8>,
     buf_frame: Option<FrameRef>,
-    skip: usize,
+    pub(super) skip: usize,
     skipped: Option<Skipped>,
     /// Defragmented TLS handshake bytes not yet parsed.
     pub hs_buf: Vec<u8>,
@@ -95,6 +97,7 @@ impl DirStream {
         self.mode = match self.mode {
             Mode::Rdp => Mode::Resync(Resumable::Rdp),
             Mode::Tls => Mode::Resync(Resumable::Tls),
+            Mode::Proxy => Mode::Ignore,
             other => other,
         };
     }
@@ -111,8 +114,10 @@ pub(super) fn frame_for(mode: Mode, b: &[u8], fastpath_ok: bool) -> Framing {
             Some(_) => Framing::Invalid,
             None => Framing::NeedHeader,
         },
+        // After a TLS failure xrdp sends a cleartext TPKT (MCS Disconnect Provider Ultimatum).
+        Mode::Tls if b.first() == Some(&tpkt::TPKT_VERSION) => tpkt::tpkt_frame(b),
         Mode::Tls | Mode::Resync(Resumable::Tls) => tls::tls_record_frame(b),
-        Mode::Start | Mode::Ignore => Framing::Invalid,
+        Mode::Start | Mode::Ignore | Mode::Proxy => Framing::Invalid,
     }
 }
 
@@ -164,6 +169,11 @@ impl Session {
                 Mode::Ignore => return,
                 Mode::Start => {
                     self.start(dir, data, frame);
+                    continue;
+                }
+                Mode::Proxy => {
+                    let n = self.proxy_bytes(dir, data, frame);
+                    data = data.get(n..).unwrap_or_default();
                     continue;
                 }
                 Mode::Resync(r) => {
@@ -272,7 +282,9 @@ impl Session {
         let d = dir.index();
         let first = data.first().copied().unwrap_or(0);
         let tls_like = matches!(first, 0x14..=0x17) && data.get(1) == Some(&3);
-        let mode = if first == tpkt::TPKT_VERSION {
+        let mode = if self.proxy_starts(dir, data, frame) {
+            Mode::Proxy
+        } else if first == tpkt::TPKT_VERSION {
             if dir == Dir::ToServer && data.get(5).is_some_and(|b| b & 0xf0 == 0xe0) {
                 self.details.rdp_by_content = true;
             }
@@ -333,6 +345,7 @@ impl Session {
     /// One complete PDU in the direction's current mode.
     fn pdu(&mut self, dir: Dir, pdu: &[u8], frame: FrameRef) {
         match self.streams[dir.index()].mode {
+            Mode::Tls if pdu.first() == Some(&tpkt::TPKT_VERSION) => self.tpkt_pdu(dir, pdu, frame),
             Mode::Tls => self.tls_record(dir, pdu, frame),
             Mode::Rdp if pdu.first() == Some(&tpkt::TPKT_VERSION) => self.tpkt_pdu(dir, pdu, frame),
             Mode::Rdp => self.skipped_pdu(dir, Skipped::FastPath, frame),

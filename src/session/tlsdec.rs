@@ -200,6 +200,9 @@ impl Session {
     /// Decrypted application data of a direction.
     fn inner_data(&mut self, dir: Dir, plain: &[u8], frame: FrameRef) {
         let d = dir.index();
+        if self.inner[d].mode == InnerMode::Start && self.gateway_data(dir, plain, frame) {
+            return;
+        }
         let selected = self.details.nego.selected;
         let inner = &mut self.inner[d];
         if inner.mode == InnerMode::Start {

@@ -180,3 +180,36 @@ fn shards_cover_the_batch_exactly_once() {
     assert_eq!(union, all);
     assert_eq!(run(&["analyze", "--shard", "3/3", "testdata"], &[]).0, 2);
 }
+
+#[test]
+fn one_capture_split_across_threads_gives_the_same_verdicts() {
+    use rdpdiag::parallel::analyze_path_parallel;
+    use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
+    use rdpdiag::report::{write_jsonl, ReportOptions};
+    let mut files: Vec<String> = super::captures_under(std::path::Path::new("testdata"))
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    // RDP over UDP linked to its TCP session, when the corpus is at hand.
+    if let Some(c) = std::env::var_os("RDPDIAG_CORPUS") {
+        files.push(format!(
+            "{}/PCAP-ATTACK/LM_rdp_sharprdp.pcapng",
+            c.to_string_lossy()
+        ));
+    }
+    let config = AnalyzeConfig::default();
+    let opts = ReportOptions {
+        redact: false,
+        timeline: true,
+    };
+    for f in files {
+        let (mut one, mut split) = (Vec::new(), Vec::new());
+        write_jsonl(&mut one, &analyze_path(&f, &config), opts).unwrap();
+        write_jsonl(&mut split, &analyze_path_parallel(&f, &config, 3), opts).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&split),
+            String::from_utf8_lossy(&one),
+            "{f}"
+        );
+    }
+}

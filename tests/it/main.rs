@@ -5,6 +5,7 @@ mod batch;
 mod cli;
 mod corpus;
 mod decrypt;
+mod gateway;
 mod golden;
 #[cfg(feature = "live")]
 mod live;
