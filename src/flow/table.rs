@@ -100,7 +100,10 @@ struct Conn<O> {
 
 impl<O> Conn<O> {
     fn closed(&self) -> bool {
-        self.tcp.rst.iter().any(Option::is_some) || self.tcp.fin.iter().all(Option::is_some)
+        self.tcp.rst.iter().any(Option::is_some)
+            || self.tcp.fin.iter().all(Option::is_some)
+            // An ICMP error answering the SYN ends the attempt as surely as a RST.
+            || (!self.tcp.icmp.is_empty() && self.tcp.syn_ack.is_empty())
     }
 
     /// Whether the observer still wants the client's payload (false: the client's stream

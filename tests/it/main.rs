@@ -7,6 +7,7 @@ mod corpus;
 mod decrypt;
 mod gateway;
 mod golden;
+mod hostile;
 #[cfg(feature = "live")]
 mod live;
 mod report;
