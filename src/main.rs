@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Results held for ordering before JSON Lines output starts releasing them early.
+const STREAM_HOLD: usize = 2_000;
+
 fn terminal_width() -> u16 {
     std::env::var("COLUMNS")
         .ok()
@@ -186,8 +189,48 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         }
         out.flush()
     };
-    let window = threads.saturating_mul(4).max(1);
-    batch::analyze_in_order(&pool, &paths, &config, window, &on_done, &mut emit)?;
+    // JSON Lines of captures analysed one at a time are written as connections finish, so
+    // memory stays bounded on captures with very many connections.
+    if args.format == FormatArg::Jsonl && args.html.is_none() && (paths.len() == 1 || threads == 1)
+    {
+        for path in &paths {
+            let mut write = |item: rdpdiag::pipeline::Finished| -> io::Result<()> {
+                let r = match &item {
+                    rdpdiag::pipeline::Finished::Tcp(d) => ConnectionReport::new(path, d, ropts),
+                    rdpdiag::pipeline::Finished::Udp(u) => ConnectionReport::udp(path, u),
+                };
+                serde_json::to_writer(&mut out, &r)?;
+                out.write_all(b"\n")?;
+                if let Some(b) = summary.as_mut() {
+                    if let Ok(mut v) = serde_json::to_value(&r) {
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("timeline");
+                        }
+                        b.add_report(&v);
+                    }
+                }
+                Ok(())
+            };
+            let run = rdpdiag::pipeline::stream_path(path, &config, STREAM_HOLD, &mut write);
+            on_done(path);
+            let problem = run
+                .error
+                .as_ref()
+                .or(run.capture.as_ref().and_then(|c| c.error.as_ref()))
+                .map(ToString::to_string);
+            if let Some(e) = &problem {
+                failed = true;
+                eprintln!("rdpdiag: {e}");
+            }
+            if let Some(b) = summary.as_mut() {
+                b.add_file(path, problem);
+            }
+            out.flush()?;
+        }
+    } else {
+        let window = threads.saturating_mul(4).max(1);
+        batch::analyze_in_order(&pool, &paths, &config, window, &on_done, &mut emit)?;
+    }
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }

@@ -214,6 +214,14 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
         });
     }
 
+    /// The smallest first frame of the connections and UDP transports still open.
+    pub fn min_live_first(&self) -> Option<u64> {
+        [self.table.min_live_first(), self.udp.min_live_first()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// Finishes every open connection (end of the capture).
     pub fn finish(&mut self) {
         {
@@ -352,26 +360,210 @@ impl FileAnalysis {
 /// Analyses one capture file (or `-` for stdin) completely.
 pub fn analyze_path(path: &str, config: &AnalyzeConfig) -> FileAnalysis {
     let mut connections = Vec::new();
-    let mut analyzer = Analyzer::new(config.clone(), |d| connections.push(d));
+    let mut udp = Vec::new();
+    let mut keep = |item: Finished| {
+        match item {
+            Finished::Tcp(d) => connections.push(*d),
+            Finished::Udp(u) => udp.push(*u),
+        }
+        Ok(())
+    };
+    let run = stream_path(path, config, usize::MAX, &mut keep);
+    FileAnalysis {
+        path: path.to_string(),
+        connections,
+        udp,
+        capture: run.capture,
+        error: run.error,
+        stats: run.stats,
+    }
+}
+
+/// A finished, diagnosed connection of either transport.
+#[derive(Debug)]
+pub enum Finished {
+    /// A TCP connection.
+    Tcp(Box<Diagnosed>),
+    /// An RDP-over-UDP transport.
+    Udp(Box<UdpDiagnosed>),
+}
+
+impl Finished {
+    /// Its first frame.
+    pub fn first_frame(&self) -> u64 {
+        match self {
+            Finished::Tcp(d) => d.record.meta.first.number,
+            Finished::Udp(u) => u.meta.first.number,
+        }
+    }
+}
+
+/// What streaming a capture produced besides the connections.
+#[derive(Debug)]
+pub struct StreamRun {
+    /// Reading statistics, with the error that stopped reading early, if any.
+    pub capture: Option<CaptureSummary>,
+    /// The error that prevented reading at all.
+    pub error: Option<CaptureError>,
+    /// Counters.
+    pub stats: AnalyzeStats,
+    /// Whether results were released before the end because more than `hold` were held.
+    pub released_early: bool,
+}
+
+/// Frames between checks of what can be released.
+const RELEASE_CHECK_FRAMES: u64 = 4096;
+
+/// Results held before release, keyed by first frame, and the logic that releases them in
+/// first-frame order.
+struct Holder<'e> {
+    held: std::collections::BTreeMap<u64, Finished>,
+    hold: usize,
+    emit: &'e mut dyn FnMut(Finished) -> std::io::Result<()>,
+    failed: Option<std::io::Error>,
+    released_early: bool,
+}
+
+impl Holder<'_> {
+    /// Releases, in first-frame order, every held result that started before `below`.
+    fn release_below(&mut self, below: u64) {
+        let keep = self.held.split_off(&below);
+        let ready = std::mem::replace(&mut self.held, keep);
+        if ready.is_empty() {
+            return;
+        }
+        // Link the UDP transports being released to TCP connections still at hand.
+        let mut tcp: Vec<Diagnosed> = Vec::new();
+        let mut udp: Vec<UdpDiagnosed> = Vec::new();
+        let mut order: Vec<(u64, bool)> = Vec::new();
+        for (n, item) in ready {
+            match item {
+                Finished::Tcp(d) => {
+                    order.push((n, true));
+                    tcp.push(*d);
+                }
+                Finished::Udp(u) => {
+                    order.push((n, false));
+                    udp.push(*u);
+                }
+            }
+        }
+        link_udp_to_tcp(&mut tcp, &mut udp);
+        let (mut tcp, mut udp) = (tcp.into_iter(), udp.into_iter());
+        for (_, is_tcp) in order {
+            let item = if is_tcp {
+                tcp.next().map(|d| Finished::Tcp(Box::new(d)))
+            } else {
+                udp.next().map(|u| Finished::Udp(Box::new(u)))
+            };
+            if let (Some(item), None) = (item, &self.failed) {
+                if let Err(e) = (self.emit)(item) {
+                    self.failed = Some(e);
+                }
+            }
+        }
+    }
+}
+
+/// Analyses one capture and hands each diagnosed connection to `emit` in first-frame
+/// order. At most about `hold` results are kept: past that, the results of connections that
+/// started before every connection still open are released early (RDP-over-UDP transports
+/// are then linked only to TCP connections released with them). `usize::MAX` holds all
+/// until the end. An error from `emit` (a closed pipe) stops the output, not the reading.
+pub fn stream_path(
+    path: &str,
+    config: &AnalyzeConfig,
+    hold: usize,
+    emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
+) -> StreamRun {
+    let pending: std::cell::RefCell<Vec<Diagnosed>> = std::cell::RefCell::new(Vec::new());
+    let mut analyzer = Analyzer::new(config.clone(), |d| pending.borrow_mut().push(d));
+    let mut holder = Holder {
+        held: std::collections::BTreeMap::new(),
+        hold,
+        emit,
+        failed: None,
+        released_early: false,
+    };
+    let mut sink = StreamSink {
+        analyzer: &mut analyzer,
+        pending: &pending,
+        holder: &mut holder,
+        frames: 0,
+    };
     let (capture, error) =
-        match capture::open_input(path).and_then(|src| capture::read_capture(src, &mut analyzer)) {
+        match capture::open_input(path).and_then(|src| capture::read_capture(src, &mut sink)) {
             Ok(summary) => (Some(summary), None),
             Err(e) => (None, Some(e)),
         };
     analyzer.finish();
     let stats = analyzer.stats.clone();
-    let mut udp = std::mem::take(&mut analyzer.udp_done);
+    let udp = std::mem::take(&mut analyzer.udp_done);
     drop(analyzer);
-    connections.sort_by_key(|d| d.record.meta.first.number);
-    udp.sort_by_key(|u| u.meta.first.number);
-    link_udp_to_tcp(&mut connections, &mut udp);
-    FileAnalysis {
-        path: path.to_string(),
-        connections,
-        udp,
+    for d in pending.take() {
+        holder
+            .held
+            .insert(d.record.meta.first.number, Finished::Tcp(Box::new(d)));
+    }
+    for u in udp {
+        holder
+            .held
+            .insert(u.meta.first.number, Finished::Udp(Box::new(u)));
+    }
+    holder.release_below(u64::MAX);
+    StreamRun {
         capture,
         error,
         stats,
+        released_early: holder.released_early,
+    }
+}
+
+/// Feeds frames to the analyzer and moves finished results into the holder.
+struct StreamSink<'a, 'e, F: FnMut(Diagnosed)> {
+    analyzer: &'a mut Analyzer<F>,
+    pending: &'a std::cell::RefCell<Vec<Diagnosed>>,
+    holder: &'a mut Holder<'e>,
+    frames: u64,
+}
+
+impl<F: FnMut(Diagnosed)> FrameSink for StreamSink<'_, '_, F> {
+    fn frame(&mut self, frame: &Frame<'_>) {
+        self.analyzer.frame(frame);
+        self.frames += 1;
+        if self.frames % RELEASE_CHECK_FRAMES != 0 {
+            return;
+        }
+        for d in self.pending.borrow_mut().drain(..) {
+            self.holder
+                .held
+                .insert(d.record.meta.first.number, Finished::Tcp(Box::new(d)));
+        }
+        for u in self.analyzer.udp_done.drain(..) {
+            self.holder
+                .held
+                .insert(u.meta.first.number, Finished::Udp(Box::new(u)));
+        }
+        if self.holder.held.len() > self.holder.hold {
+            let live = self.analyzer.min_live_first().unwrap_or(u64::MAX);
+            self.holder.released_early = true;
+            self.holder.release_below(live);
+            // A connection open since long ago would hold everything back: past four times
+            // the limit, release the oldest results anyway (its own comes out later).
+            if self.holder.held.len() > self.holder.hold.saturating_mul(4) {
+                let cut = self
+                    .holder
+                    .held
+                    .keys()
+                    .nth(self.holder.held.len() - self.holder.hold)
+                    .copied();
+                self.holder.release_below(cut.unwrap_or(u64::MAX));
+            }
+        }
+    }
+
+    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        self.analyzer.secrets(secrets_type, data);
     }
 }
 

@@ -32,7 +32,7 @@ pub struct FlowConfig {
 }
 
 /// Default cap on live connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -490,6 +490,12 @@ impl<O: ConnectionObserver> FlowTable<O> {
         for c in self.conns.values_mut() {
             f(&c.meta, &c.tcp, &mut c.observer);
         }
+    }
+
+    /// The smallest first frame of the live connections (results of connections that
+    /// started earlier can be released in frame order).
+    pub fn min_live_first(&self) -> Option<u64> {
+        self.conns.values().map(|c| c.meta.first.number).min()
     }
 
     /// Finishes every connection at the end of the capture, in order of first frame.

@@ -148,6 +148,11 @@ impl<O: DatagramObserver> UdpTable<O> {
         }
     }
 
+    /// The smallest first frame of the live flows.
+    pub fn min_live_first(&self) -> Option<u64> {
+        self.flows.values().map(|f| f.meta.first.number).min()
+    }
+
     /// Finishes every flow, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedUdp<O>)) {
         let mut all: Vec<Flow<O>> = self.flows.drain().map(|(_, f)| f).collect();

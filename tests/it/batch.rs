@@ -213,3 +213,22 @@ fn one_capture_split_across_threads_gives_the_same_verdicts() {
         );
     }
 }
+
+#[test]
+fn streamed_jsonl_equals_the_collected_analysis() {
+    use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
+    use rdpdiag::report::{write_jsonl, ReportOptions};
+    for cap in super::captures_under(std::path::Path::new("testdata")) {
+        let path = cap.to_string_lossy().into_owned();
+        // One input: the binary streams its JSON Lines as connections finish.
+        let (_, streamed) = run(&["analyze", "--format", "jsonl", &path], &[]);
+        let mut collected = Vec::new();
+        write_jsonl(
+            &mut collected,
+            &analyze_path(&path, &AnalyzeConfig::default()),
+            ReportOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(streamed, String::from_utf8(collected).unwrap(), "{path}");
+    }
+}
