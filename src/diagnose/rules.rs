@@ -123,6 +123,15 @@ impl<'a> Ctx<'a> {
         Some(c)
     }
 
+    /// Who ended the connection and how: the first close as evidence, or a timeout or the
+    /// capture's end when nothing closed it.
+    fn ev_close_or_open(&mut self) -> (EndedBy, End) {
+        match self.ev_close() {
+            Some((d, _, end)) => (side(d), end),
+            None => self.open_end(),
+        }
+    }
+
     fn last_frame(&self) -> FrameRef {
         self.r.tcp.last.unwrap_or(self.r.meta.first)
     }
@@ -179,7 +188,7 @@ impl<'a> Ctx<'a> {
                     Outcome::Failure,
                     side(dir),
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -199,7 +208,7 @@ impl<'a> Ctx<'a> {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 s,
             )
             .with_cause(if self.r.tcp.retransmissions.iter().any(|n| *n > 0) {
@@ -214,7 +223,7 @@ impl<'a> Ctx<'a> {
                 Outcome::Incomplete,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 s,
             )
         }
@@ -247,8 +256,8 @@ pub fn diagnose(r: &ConnectionRecord) -> super::Verdict {
     evidence.sort_by_key(|e| e.frame);
     let key_frame = cx.key.or_else(|| evidence.last().map(|e| e.frame));
     let mut confidence = d.confidence;
-    if r.tcp.gap_bytes.iter().any(|g| *g > 0) && confidence == Confidence::High {
-        confidence = Confidence::Medium;
+    if r.tcp.gap_bytes.iter().any(|g| *g > 0) && confidence == Confidence::Certain {
+        confidence = Confidence::Likely;
     }
     Verdict {
         phase,
@@ -393,7 +402,7 @@ fn tcp_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 EndedBy::Server,
                 End::Rst,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -427,7 +436,7 @@ fn tcp_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 by,
                 End::Icmp,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -458,9 +467,9 @@ fn tcp_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
             (Outcome::Incomplete, EndedBy::None, End::CaptureEnd)
         };
         let conf = if n == 1 {
-            Confidence::Medium
+            Confidence::Likely
         } else {
-            Confidence::High
+            Confidence::Certain
         };
         return Some(cx.decide("no_answer_to_syn", outcome, by, end, conf, summary));
     }
@@ -496,7 +505,7 @@ fn tcp_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
         outcome,
         by,
         end,
-        Confidence::Medium,
+        Confidence::Likely,
         summary,
     ))
 }
@@ -526,10 +535,7 @@ fn mtu_and_stall(cx: &mut Ctx<'_>) -> Option<Decision> {
             );
             cx.key = Some(f.number);
         }
-        let (by, end) = match cx.ev_close() {
-            Some((d, _, end)) => (side(d), end),
-            None => cx.open_end(),
-        };
+        let (by, end) = cx.ev_close_or_open();
         let (cause, what) = if unseen >= MTU_SUSPECT_LEN {
             ("mtu_black_hole", "large packets are lost on the path while small ones get through: a path MTU black hole")
         } else {
@@ -544,7 +550,7 @@ fn mtu_and_stall(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Failure,
             by,
             end,
-            Confidence::Medium,
+            Confidence::Likely,
             summary,
         ));
     }
@@ -583,10 +589,7 @@ fn mtu_and_stall(cx: &mut Ctx<'_>) -> Option<Decision> {
                 ),
             );
         }
-        let (by, end) = match cx.ev_close() {
-            Some((d, _, end)) => (side(d), end),
-            None => cx.open_end(),
-        };
+        let (by, end) = cx.ev_close_or_open();
         let sender = dir.sender();
         if mtu {
             let size = unacked.iter().map(|x| x.len).max().unwrap_or(0);
@@ -600,7 +603,7 @@ fn mtu_and_stall(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             ));
         }
@@ -614,7 +617,7 @@ fn mtu_and_stall(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Failure,
             by,
             end,
-            Confidence::Medium,
+            Confidence::Likely,
             summary,
         ));
     }
@@ -634,10 +637,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 format!("server: {len} bytes that are not RDP (starting {head})"),
             );
             cx.key = Some(f.number);
-            let (by, end) = match cx.ev_close() {
-                Some((d, _, end)) => (side(d), end),
-                None => cx.open_end(),
-            };
+            let (by, end) = cx.ev_close_or_open();
             let summary = if spoke_first {
                 format!("the service on port {} spoke first ({len} bytes starting {head}): it is not an RDP server", cx.r.meta.server.port())
             } else {
@@ -648,7 +648,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -656,10 +656,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
     if !has_request && det.nego.confirm_frame.is_none() && cx.phase == Phase::TcpEstablished {
         if let Some((f, head, len)) = det.unexpected[0].clone() {
             cx.ev(f, format!("client: {len} bytes that are not an X.224 Connection Request (starting {head})"));
-            let (by, end) = match cx.ev_close() {
-                Some((d, _, end)) => (side(d), end),
-                None => cx.open_end(),
-            };
+            let (by, end) = cx.ev_close_or_open();
             let summary = format!(
                 "the client sent {len} bytes that are not RDP (starting {head}) to the RDP port"
             );
@@ -668,7 +665,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -685,7 +682,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Incomplete,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -702,7 +699,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Server,
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -719,7 +716,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     side(dir),
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -738,17 +735,14 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 f,
                 format!("server: {held} bytes claiming a {claimed}-byte PDU that never completed"),
             );
-            let (by, end) = match cx.ev_close() {
-                Some((d, _, end)) => (side(d), end),
-                None => cx.open_end(),
-            };
+            let (by, end) = cx.ev_close_or_open();
             let summary = format!("the server answered the RDP request with {held} bytes that do not form an X.224 Connection Confirm: another service listens on port {}", cx.r.meta.server.port());
             return Some(cx.decide(
                 "not_rdp_service",
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             ));
         }
@@ -762,7 +756,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Server,
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -774,7 +768,7 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Client,
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -790,11 +784,11 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                         Outcome::Failure,
                         by,
                         end,
-                        Confidence::Medium,
+                        Confidence::Likely,
                         summary,
                     )
                 } else {
-                    cx.decide("capture_ended", Outcome::Incomplete, by, end, Confidence::High, "the capture ended while the client waited for the X.224 Connection Confirm".into())
+                    cx.decide("capture_ended", Outcome::Incomplete, by, end, Confidence::Certain, "the capture ended while the client waited for the X.224 Connection Confirm".into())
                 }
             }
         });
@@ -817,10 +811,7 @@ fn negotiation(cx: &mut Ctx<'_>) -> Option<Decision> {
             cx.ev_first(|e| matches!(e.kind, EventKind::X224Request { .. }));
             let cc = cx.ev_first(|e| matches!(e.kind, EventKind::X224Confirm { .. }));
             cx.key = cc.map(|e| e.frame.number);
-            let (by, end) = match cx.ev_close() {
-                Some((d, _, end)) => (side(d), end),
-                None => cx.open_end(),
-            };
+            let (by, end) = cx.ev_close_or_open();
             let summary = format!(
                 "the client asked for {} but the server selected {}, which the client did not offer, and the connection went no further",
                 req.names(),
@@ -831,7 +822,7 @@ fn negotiation(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -861,7 +852,7 @@ fn negotiation(cx: &mut Ctx<'_>) -> Option<Decision> {
         Outcome::Failure,
         EndedBy::Server,
         End::NegFailure,
-        Confidence::High,
+        Confidence::Certain,
         summary,
     ))
 }
@@ -938,7 +929,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Failure,
             by,
             End::TlsAlert,
-            Confidence::High,
+            Confidence::Certain,
             summary,
         ));
     }
@@ -960,7 +951,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Server,
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -971,7 +962,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Client,
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -997,7 +988,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Client,
                     end,
-                    Confidence::Medium,
+                    Confidence::Likely,
                     summary,
                 )
             } else {
@@ -1008,7 +999,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Client,
                     end,
-                    Confidence::Medium,
+                    Confidence::Likely,
                     summary,
                 )
             }
@@ -1020,7 +1011,7 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 EndedBy::Server,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             )
             .with_cause("connection_closed_by_server")
@@ -1060,7 +1051,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 EndedBy::Client,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             ));
         }
@@ -1075,7 +1066,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Client,
                     end,
-                    Confidence::Medium,
+                    Confidence::Likely,
                     summary,
                 )
             }
@@ -1087,7 +1078,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
                     Outcome::Failure,
                     EndedBy::Server,
                     end,
-                    Confidence::High,
+                    Confidence::Certain,
                     summary,
                 )
             }
@@ -1130,7 +1121,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Failure,
             EndedBy::Server,
             End::TlsAlert,
-            Confidence::Medium,
+            Confidence::Likely,
             summary,
         ));
     }
@@ -1146,7 +1137,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 EndedBy::Server,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             )
         }
@@ -1175,7 +1166,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
                         Outcome::Failure,
                         EndedBy::Server,
                         end,
-                        Confidence::Medium,
+                        Confidence::Likely,
                         summary,
                     )
                 }
@@ -1189,7 +1180,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
                         Outcome::Failure,
                         EndedBy::Client,
                         end,
-                        Confidence::Low,
+                        Confidence::Possible,
                         summary,
                     )
                 }
@@ -1219,7 +1210,7 @@ fn setup(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             );
         }
@@ -1264,7 +1255,7 @@ fn setup(cx: &mut Ctx<'_>) -> Decision {
             Outcome::Failure,
             side(dir),
             End::McsDisconnect,
-            Confidence::High,
+            Confidence::Certain,
             summary,
         );
     }
@@ -1277,8 +1268,9 @@ fn setup(cx: &mut Ctx<'_>) -> Decision {
         "server_closed_during_setup",
         &what,
     );
-    if det.tls.established() && cx.phase == Phase::McsConnect && d.confidence == Confidence::High {
-        d.confidence = Confidence::Medium;
+    if det.tls.established() && cx.phase == Phase::McsConnect && d.confidence == Confidence::Certain
+    {
+        d.confidence = Confidence::Likely;
     }
     d
 }
@@ -1309,7 +1301,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Success,
                 EndedBy::Client,
                 End::McsDisconnect,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             );
         }
@@ -1320,7 +1312,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
             Outcome::Failure,
             EndedBy::Server,
             End::McsDisconnect,
-            Confidence::High,
+            Confidence::Certain,
             summary,
         );
     }
@@ -1342,7 +1334,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Failure,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             );
         }
@@ -1370,7 +1362,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Incomplete,
                 EndedBy::Server,
                 End::McsDisconnect,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             );
         }
@@ -1391,7 +1383,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Success,
                 EndedBy::Client,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             );
         }
@@ -1410,9 +1402,9 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 secs(dur)
             );
             let conf = if inferred.is_empty() {
-                Confidence::High
+                Confidence::Certain
             } else {
-                Confidence::Medium
+                Confidence::Likely
             };
             cx.decide(
                 "session_closed_by_client",
@@ -1435,7 +1427,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Failure,
                 EndedBy::Server,
                 end,
-                Confidence::Medium,
+                Confidence::Likely,
                 summary,
             )
         }
@@ -1449,7 +1441,7 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 Outcome::Success,
                 by,
                 end,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             )
         }

@@ -70,7 +70,7 @@ pub fn diagnose_udp(
             EndedBy::Server
         };
         end = End::TlsAlert;
-        confidence = Confidence::High;
+        confidence = Confidence::Certain;
         summary = format!(
             "the {} aborted the handshake inside the {mode} RDP-over-UDP transport with an alert",
             dir.sender()
@@ -97,7 +97,7 @@ pub fn diagnose_udp(
         } else {
             End::CaptureEnd
         };
-        confidence = Confidence::High;
+        confidence = Confidence::Certain;
         summary = format!(
             "the client sent {n} RDPEUDP SYN{} ({mode}) to {} and the server never answered: RDP over UDP is blocked or disabled, so the session (if any) runs over TCP only",
             if n == 1 { "" } else { "s" },
@@ -120,7 +120,7 @@ pub fn diagnose_udp(
         } else {
             End::CaptureEnd
         };
-        confidence = Confidence::High;
+        confidence = Confidence::Certain;
         summary = format!(
             "the {mode} RDP-over-UDP transport was established ({} / {} encrypted records client/server)",
             s.app_records[0], s.app_records[1]
@@ -153,7 +153,7 @@ pub fn diagnose_udp(
         } else {
             End::CaptureEnd
         };
-        confidence = Confidence::Medium;
+        confidence = Confidence::Likely;
         summary = if timed_out {
             format!(
                 "the {mode} RDP-over-UDP transport was accepted but its handshake never completed"

@@ -97,17 +97,30 @@ pub enum End {
     CaptureEnd,
 }
 
-/// How sure the diagnosis is.
+/// How sure the diagnosis is: `certain` (the packets show it), `likely` (a typical pattern
+/// of what is visible), `possible` (inferred from sizes and timing of encrypted records; a
+/// key log would confirm it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Inferred from sizes and timing of encrypted traffic.
     #[default]
-    Low,
+    Possible,
     /// Inferred from a typical pattern.
-    Medium,
+    Likely,
     /// Shown by the packets themselves.
-    High,
+    Certain,
+}
+
+impl Confidence {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::Possible => "possible",
+            Confidence::Likely => "likely",
+            Confidence::Certain => "certain",
+        }
+    }
 }
 
 /// One frame backing a verdict.

@@ -332,7 +332,7 @@ pub fn write_html(
                 esc(r.remedy)
             );
         }
-        let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence {:?}</p><div class=\"ladder-slot\"></div><table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", esc(&wireshark_filter(r.transport, &r.client, &r.server)), r.confidence);
+        let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence: {}</p><div class=\"ladder-slot\"></div><table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", esc(&wireshark_filter(r.transport, &r.client, &r.server)), r.confidence.name());
         for e in &r.evidence {
             let _ = write!(
                 h,

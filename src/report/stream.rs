@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::ConnectionReport;
-use crate::diagnose::{End, EndedBy, Outcome};
+use crate::diagnose::Outcome;
 
 /// Column widths: #, start (UTC), event, client -> server, phase, result, ended by, frame.
 /// The cause comes last so a long one never shifts the other columns.
@@ -18,27 +18,7 @@ const W_ENDED: usize = 18;
 const W_FRAME: usize = 7;
 const INDENT: &str = "      ";
 
-fn ended(by: EndedBy, end: End) -> String {
-    let by = match by {
-        EndedBy::Client => "client",
-        EndedBy::Server => "server",
-        EndedBy::Network => "network",
-        EndedBy::None => "-",
-    };
-    let end = serde_json::to_value(end)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    format!("{by} {end}")
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Success => "ok",
-        Outcome::Failure => "FAIL",
-        Outcome::Incomplete => "?",
-    }
-}
+use super::table::{ended, outcome_name};
 
 /// Writes `text` after `prefix`, word-wrapped to `width` columns, continuation lines
 /// indented like the first.

@@ -9,7 +9,8 @@ use super::{file_summary_line, ConnectionReport, ReportOptions};
 use crate::diagnose::{End, EndedBy, Outcome};
 use crate::pipeline::FileAnalysis;
 
-fn ended(by: EndedBy, end: End) -> String {
+/// "client rst", "server neg_failure", "- capture_end": who ended a connection and how.
+pub(super) fn ended(by: EndedBy, end: End) -> String {
     let by = match by {
         EndedBy::Client => "client",
         EndedBy::Server => "server",
@@ -23,7 +24,8 @@ fn ended(by: EndedBy, end: End) -> String {
     format!("{by} {end}")
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
+/// The short outcome marker of the tables.
+pub(super) fn outcome_name(o: Outcome) -> &'static str {
     match o {
         Outcome::Success => "ok",
         Outcome::Failure => "FAIL",
@@ -91,12 +93,12 @@ pub fn write_table(
         writeln!(out)?;
         writeln!(
             out,
-            "#{} {} -> {}  [{}, {:?} confidence]",
+            "#{} {} -> {}  [{}, {}]",
             i + 1,
             r.client,
             r.server,
             r.cause,
-            r.confidence
+            r.confidence.name()
         )?;
         writeln!(out, "   {}", r.summary)?;
         if r.outcome != Outcome::Success {

@@ -94,7 +94,7 @@ pub(super) fn decide(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Failure,
             side(dir),
             close_end(cx),
-            Confidence::High,
+            Confidence::Certain,
             summary,
         ));
     }
@@ -125,7 +125,7 @@ pub(super) fn decide(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Failure,
                 EndedBy::Server,
                 close_end(cx),
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }
@@ -147,7 +147,7 @@ pub(super) fn decide(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Incomplete,
             EndedBy::Server,
             close_end(cx),
-            Confidence::High,
+            Confidence::Certain,
             summary,
         ));
     }
@@ -179,7 +179,7 @@ pub(super) fn decide(cx: &mut Ctx<'_>) -> Option<Decision> {
                 Outcome::Incomplete,
                 EndedBy::Server,
                 End::McsDisconnect,
-                Confidence::High,
+                Confidence::Certain,
                 summary,
             ));
         }

@@ -52,7 +52,7 @@ pub(super) fn decide(cx: &mut Ctx<'_>) -> Option<Decision> {
             Outcome::Failure,
             EndedBy::Server,
             end,
-            Confidence::High,
+            Confidence::Certain,
             summary,
         ));
     }
@@ -99,7 +99,7 @@ fn proxy(cx: &mut Ctx<'_>) -> Option<Decision> {
         Outcome::Failure,
         EndedBy::Server,
         end,
-        Confidence::High,
+        Confidence::Certain,
         summary,
     ))
 }
@@ -167,7 +167,7 @@ fn http_failure(cx: &mut Ctx<'_>, g: &GatewayDetails, gw: &str) -> Option<Decisi
         Outcome::Failure,
         EndedBy::Server,
         end,
-        Confidence::High,
+        Confidence::Certain,
         summary,
     ))
 }
