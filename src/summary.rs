@@ -28,6 +28,7 @@ struct Row {
     cause: String,
     requested: Option<String>,
     udp: bool,
+    routing_token: bool,
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time as rdpdiag writes it.
@@ -210,6 +211,7 @@ impl SummaryBuilder {
             cause: s("cause").unwrap_or_default(),
             requested: s("requested_protocols"),
             udp: s("transport").as_deref() == Some("udp"),
+            routing_token: s("routing_token").is_some(),
         });
         true
     }
@@ -322,18 +324,51 @@ impl SummaryBuilder {
             }
             group.clear();
         };
+        let mut groups: Vec<Vec<&Row>> = Vec::new();
         for r in &self.rows {
             let same = group.last().is_some_and(|p| {
                 p.client_ip == r.client_ip
                     && p.server == r.server
                     && r.start_s - p.end_s.max(p.start_s) <= ATTEMPT_GAP_S
             });
-            if !same {
-                flush(&mut group, &mut attempts);
+            if !same && !group.is_empty() {
+                groups.push(std::mem::take(&mut group));
             }
             group.push(r);
         }
-        flush(&mut group, &mut attempts);
+        if !group.is_empty() {
+            groups.push(group);
+        }
+        // A redirection (RD Connection Broker) continues on another server: the same client's
+        // next connection, soon after, carrying the routing token it was given.
+        groups.sort_by(|a, b| a[0].start_s.total_cmp(&b[0].start_s));
+        let mut used = vec![false; groups.len()];
+        for i in 0..groups.len() {
+            if used[i] {
+                continue;
+            }
+            used[i] = true;
+            let mut g = groups[i].clone();
+            loop {
+                let Some(last) = g.iter().rev().find(|r| !r.udp).copied() else {
+                    break;
+                };
+                if last.cause != "server_redirected" {
+                    break;
+                }
+                let next = (0..groups.len()).find(|&j| {
+                    !used[j]
+                        && groups[j][0].client_ip == last.client_ip
+                        && groups[j][0].routing_token
+                        && groups[j][0].start_s >= last.start_s
+                        && groups[j][0].start_s - last.end_s.max(last.start_s) <= ATTEMPT_GAP_S
+                });
+                let Some(j) = next else { break };
+                used[j] = true;
+                g.extend(groups[j].iter().copied());
+            }
+            flush(&mut g, &mut attempts);
+        }
         attempts.sort_by(|a, b| a.start.cmp(&b.start).then(a.client.cmp(&b.client)));
         for a in &attempts {
             sum.attempts.add(&a.final_outcome);
@@ -352,12 +387,18 @@ fn attempt_kind(group: &[&Row]) -> &'static str {
     if group.len() == 1 {
         return "single";
     }
+    // NLA failures, inferred or decrypted (nla_logon_failure, nla_account_locked_out ...).
     let auth_failures = group
         .iter()
-        .filter(|r| r.cause == "nla_authentication_failed")
+        .filter(|r| r.cause.starts_with("nla_") && r.outcome == "failure")
         .count();
     if auth_failures >= 3 {
         return "repeated_authentication_failures";
+    }
+    if group.iter().any(|r| r.cause == "server_redirected")
+        && group.iter().any(|r| r.server != group[0].server)
+    {
+        return "redirected";
     }
     let downgraded = group.windows(2).any(|w| {
         w[0].cause.starts_with("neg_failure_") || w[0].cause == "server_selected_unrequested_protocol"
@@ -418,5 +459,62 @@ mod tests {
             "neg_failure_ssl_not_allowed_by_server"
         );
         assert_eq!(s.by_hour[0].key, "2007-10-26T03");
+    }
+
+    #[test]
+    fn redirection_and_authentication_bursts_are_attempts() {
+        let mut b = SummaryBuilder::new();
+        let row = |client: &str,
+                   server: &str,
+                   start: &str,
+                   outcome: &str,
+                   cause: &str,
+                   token: Option<&str>| {
+            json!({"file": "f", "client": client, "server": server, "start": start, "duration_s": 1.0,
+                   "outcome": outcome, "cause": cause, "routing_token": token})
+        };
+        // Broker redirects 10.0.0.1 to host 10.0.0.9, which it reaches with the token.
+        b.add_report(&row(
+            "10.0.0.1:50000",
+            "10.0.0.2:3389",
+            "2024-01-01T10:00:00Z",
+            "failure",
+            "server_redirected",
+            None,
+        ));
+        b.add_report(&row(
+            "10.0.0.1:50001",
+            "10.0.0.9:3389",
+            "2024-01-01T10:00:02Z",
+            "success",
+            "session_closed_by_client",
+            Some("Cookie: msts=1"),
+        ));
+        // Three failed NLA logons from 10.0.0.3 (decrypted and inferred causes).
+        for (i, c) in [
+            "nla_logon_failure",
+            "nla_authentication_failed",
+            "nla_account_locked_out",
+        ]
+        .iter()
+        .enumerate()
+        {
+            b.add_report(&row(
+                &format!("10.0.0.3:{}", 40000 + i),
+                "10.0.0.2:3389",
+                &format!("2024-01-01T11:00:0{i}Z"),
+                "failure",
+                c,
+                None,
+            ));
+        }
+        let s = b.build();
+        assert_eq!(s.attempts.total, 2);
+        assert_eq!(s.attempt_kinds.get("redirected"), Some(&1));
+        assert_eq!(
+            s.attempt_kinds.get("repeated_authentication_failures"),
+            Some(&1)
+        );
+        assert_eq!((s.attempts.success, s.attempts.failure), (1, 1));
     }
 }
