@@ -349,10 +349,7 @@ impl SummaryBuilder {
             }
             used[i] = true;
             let mut g = groups[i].clone();
-            loop {
-                let Some(last) = g.iter().rev().find(|r| !r.udp).copied() else {
-                    break;
-                };
+            while let Some(last) = g.iter().rev().find(|r| !r.udp).copied() {
                 if last.cause != "server_redirected" {
                     break;
                 }
