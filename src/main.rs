@@ -175,6 +175,7 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         }
         if let Some(b) = summary.as_mut() {
             b.add_file(&analysis.path, problem);
+            b.add_evicted(analysis.stats.evicted);
             for r in report::reports(
                 &analysis,
                 ReportOptions {
@@ -224,6 +225,7 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             }
             if let Some(b) = summary.as_mut() {
                 b.add_file(path, problem);
+                b.add_evicted(run.stats.evicted);
             }
             out.flush()?;
         }

@@ -146,6 +146,8 @@ pub struct Summary {
     pub per_file: Vec<FileCount>,
     /// Attempts that ended in failure with more than one connection or a notable kind.
     pub notable_attempts: Vec<Attempt>,
+    /// Connections evicted because the connection table was full (their verdicts say so).
+    pub evicted_connections: u64,
 }
 
 /// Per-file counts.
@@ -166,12 +168,18 @@ pub struct FileCount {
 pub struct SummaryBuilder {
     rows: Vec<Row>,
     files: Vec<(String, Option<String>)>,
+    evicted: u64,
 }
 
 impl SummaryBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Counts connections a file's analysis evicted because of the connection-table limit.
+    pub fn add_evicted(&mut self, n: u64) {
+        self.evicted += n;
     }
 
     /// Records that `file` was analysed (`error`: why reading stopped early).
@@ -220,6 +228,7 @@ impl SummaryBuilder {
     pub fn build(mut self) -> Summary {
         let mut sum = Summary {
             kind: "summary",
+            evicted_connections: self.evicted,
             ..Summary::default()
         };
         // Files: those given explicitly, plus any only seen in reports (summarize).

@@ -52,6 +52,13 @@ pub fn write_summary_table(out: &mut dyn Write, s: &Summary, width: u16) -> io::
         "attempts:    {} ({} success, {} failure, {} incomplete) by final outcome",
         a.total, a.success, a.failure, a.incomplete
     )?;
+    if s.evicted_connections > 0 {
+        writeln!(
+            out,
+            "evicted by the connection-table limit: {} connections (see their notes)",
+            s.evicted_connections
+        )?;
+    }
     let kinds: Vec<String> = s
         .attempt_kinds
         .iter()
