@@ -3,6 +3,7 @@
 //! frames that prove it. Nothing here reads packets; every rule is testable on its own.
 
 pub mod causes;
+pub mod mstsc;
 mod phase;
 mod rules;
 pub mod udp;

@@ -171,6 +171,9 @@ pub struct ConnectionReport {
     /// (still open when the capture stopped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'static str>,
+    /// What the Windows client most likely shows (failures with a documented mapping only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_error: Option<crate::diagnose::mstsc::ClientError>,
     /// RDP over UDP only: what the RDPEUDP transport showed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rdpeudp: Option<super::udp::UdpReport>,
@@ -417,6 +420,15 @@ impl ConnectionReport {
                 .then(|| r.session.timeline.iter().map(EventView::from).collect()),
             event: None,
             rdpeudp: None,
+            client_error: (v.outcome != crate::diagnose::Outcome::Success)
+                .then(|| {
+                    crate::diagnose::mstsc::client_error(
+                        v.cause,
+                        det.credssp.error_code,
+                        det.mcs.set_error_info,
+                    )
+                })
+                .flatten(),
             proxy: det.proxy.as_ref().map(|p| ProxyReport {
                 kind: p.kind,
                 target: p.target.clone(),

@@ -101,6 +101,17 @@ pub fn write_table(
             r.confidence.name()
         )?;
         writeln!(out, "   {}", r.summary)?;
+        if let Some(e) = &r.client_error {
+            let ext = e
+                .extended
+                .as_ref()
+                .map_or(String::new(), |x| format!(", extended code {x}"));
+            writeln!(
+                out,
+                "   the Windows client most likely shows: {} ({}){ext}",
+                e.code, e.name
+            )?;
+        }
         if r.outcome != Outcome::Success {
             writeln!(out, "   what to do: {}", r.remedy)?;
         }

@@ -195,3 +195,20 @@ fn closed_pipe_ends_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn client_error_predicted_only_where_documented() {
+    // nDPI/tcp_scan.pcapng: SYN answered by RST (frame 18): mstsc shows 0x204.
+    let (_, out, _) = run(&[
+        "analyze",
+        "--format",
+        "jsonl",
+        "testdata/public/nDPI/tcp_scan.pcapng",
+    ]);
+    let rows = jsonl(&out);
+    assert_eq!(rows[0]["cause"], "port_closed");
+    assert_eq!(rows[0]["client_error"]["code"], "0x204");
+    // A negotiation failure has no documented discReason: no guess.
+    let (_, out, _) = run(&["analyze", "--format", "jsonl", NEG_FAILURE]);
+    assert!(jsonl(&out)[0].get("client_error").is_none());
+}

@@ -171,6 +171,10 @@ fn embedded_keys_give_the_decrypted_verdicts() {
             "{file}: {}",
             j["credssp"]
         );
+        // STATUS_ACCOUNT_RESTRICTION is what mstsc reports as SSL_ERR_ACCOUNT_RESTRICTION.
+        if error == Some("STATUS_ACCOUNT_RESTRICTION") {
+            assert_eq!(j["client_error"]["code"], "0xc07", "{file}");
+        }
         assert!(
             j["notes"].as_array().unwrap().is_empty()
                 || !j["notes"].to_string().contains("not be decrypted"),
