@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Why did this Remote Desktop connection fail, and where exactly?
 #[derive(Debug, Parser)]
-#[command(name = "rdpdiag", version, about, propagate_version = true)]
+#[command(name = "rdpdiag", version = env!("RDPDIAG_VERSION"), about, propagate_version = true)]
 pub struct Opts {
     /// What to do.
     #[command(subcommand)]
@@ -16,6 +16,13 @@ pub struct Opts {
 pub enum Command {
     /// Analyse saved captures (pcap, pcapng, gzip/zstd compressed, `-` for stdin).
     Analyze(AnalyzeArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Man,
     /// Rebuild a batch summary from saved `--format jsonl` reports (merge many machines' runs).
     Summarize(SummarizeArgs),
     /// Capture live from an interface and print each connection's verdict as it settles
@@ -64,6 +71,28 @@ pub struct LiveArgs {
     /// Table width in columns (default: $COLUMNS or 120).
     #[arg(long, value_name = "COLUMNS")]
     pub width: Option<u16>,
+}
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// When standard output is a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorArg {
+    /// Whether to colour output going to `is_terminal` output.
+    pub fn enabled(self, is_terminal: bool) -> bool {
+        match self {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
 }
 
 /// Output formats.
@@ -131,4 +160,7 @@ pub struct AnalyzeArgs {
     /// NLA with (repeatable; keys embedded in pcapng files are used as well).
     #[arg(long = "keylog", value_name = "FILE")]
     pub keylogs: Vec<String>,
+    /// Colour the failing step of ladders: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
 }

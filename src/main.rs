@@ -17,6 +17,19 @@ fn main() -> ExitCode {
     let result = match opts.command {
         Command::Analyze(args) => analyze(&args),
         Command::Summarize(args) => summarize(&args),
+        Command::Completions { shell } => {
+            // Generated into memory: clap_complete panics on a write error (a closed pipe).
+            let mut cmd = <Opts as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "rdpdiag", &mut buf);
+            io::stdout().write_all(&buf).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let cmd = <Opts as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut io::stdout())
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Live(args) => return rdpdiag::live::run(&args),
     };
     match result {
@@ -129,7 +142,7 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         timeline: args.verbose,
     };
     let width = args.width.unwrap_or_else(terminal_width);
-    let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = args.color.enabled(io::stdout().is_terminal());
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut summary = (args.summary || args.html.is_some()).then(SummaryBuilder::new);

@@ -212,3 +212,25 @@ fn client_error_predicted_only_where_documented() {
     let (_, out, _) = run(&["analyze", "--format", "jsonl", NEG_FAILURE]);
     assert!(jsonl(&out)[0].get("client_error").is_none());
 }
+
+#[test]
+fn version_completions_and_man_page() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("rdpdiag {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    let (code, bash, _) = run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(bash.contains("_rdpdiag()") && bash.contains("--files-from"));
+    let (code, man, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(man.contains(".TH rdpdiag 1"));
+    // --color always colours the failing step even when not a terminal; never does not.
+    let cap = "testdata/own/tls-version-mismatch.pcap";
+    let (_, always, _) = run(&["analyze", "-v", "--color", "always", cap]);
+    assert!(always.contains("\x1b[31;1m"));
+    let (_, never, _) = run(&["analyze", "-v", "--color", "never", cap]);
+    assert!(!never.contains('\x1b'));
+}
