@@ -22,6 +22,9 @@ const MTU_SUSPECT_LEN: u32 = 1000;
 /// Largest encrypted record taken to be a CredSSP TSRequest carrying only an errorCode
 /// (about 16 bytes of DER plus at most 32 bytes of TLS record overhead).
 const CREDSSP_ERROR_MAX_RECORD: u16 = 48;
+/// Largest encrypted record taken to be an MCS Disconnect Provider Ultimatum (9 bytes of
+/// TPKT/X.224/MCS plus at most about 32 bytes of TLS record overhead).
+const DISCONNECT_SIZED_RECORD: u16 = 41;
 
 /// errorInfo values that mean the user ended the session on purpose.
 const USER_ENDED: [u32; 5] = [0x0, 0x1, 0x2, 0xB, 0xC];
@@ -1039,7 +1042,7 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
             );
             cx.key = Some(alert.number);
             cx.ev_close();
-            let mut summary = "the client completed the TLS handshake, then sent an encrypted alert and closed without sending any data: it rejected the server's certificate after checking it".to_string();
+            let mut summary = "the client completed the TLS handshake, then sent a TLS alert and closed without sending any data: it rejected the server's certificate after checking it".to_string();
             if let Some(c) = t.certificates.first() {
                 summary.push_str(&format!(
                     " ('{}' issued by '{}', valid until {})",
@@ -1087,6 +1090,69 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
     }
     if !nla || cx.phase != Phase::Credssp {
         return None;
+    }
+    // Decrypted: judge from the CredSSP messages themselves (errors are handled by the
+    // decrypted rules; this is an exchange that stopped without one).
+    let requests: Vec<&Event> =
+        cx.r.session
+            .timeline
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::CredsspRequest { .. }))
+            .collect();
+    if !requests.is_empty() {
+        for e in requests.iter().take(8) {
+            cx.ev_event(e);
+        }
+        let last = requests.last().copied();
+        let (by, end) = cx.ev_close_or_open();
+        let last_what = last.map_or(String::new(), |e| {
+            format!("{} (frame {})", e.kind, e.frame.number)
+        });
+        let last_from = last.and_then(|e| e.dir);
+        return Some(match close {
+            Some((Dir::ToClient, f, _)) => {
+                cx.key = Some(f.number);
+                let summary = format!(
+                    "NLA failed: the server closed the connection after the client's {last_what} without sending a CredSSP error code: the credentials were refused"
+                );
+                cx.decide(
+                    "nla_authentication_failed",
+                    Outcome::Failure,
+                    EndedBy::Server,
+                    end,
+                    Confidence::Likely,
+                    summary,
+                )
+            }
+            Some((Dir::ToServer, f, _)) => {
+                cx.key = Some(f.number);
+                let after = if last_from == Some(Dir::ToClient) {
+                    "the server's"
+                } else {
+                    "its own"
+                };
+                let summary = format!("the client abandoned NLA after {after} {last_what}");
+                cx.decide(
+                    "credssp_aborted_by_client",
+                    Outcome::Failure,
+                    EndedBy::Client,
+                    end,
+                    Confidence::Likely,
+                    summary,
+                )
+            }
+            _ => {
+                let summary = format!("the capture ended during NLA, after {last_what}");
+                cx.decide(
+                    "capture_ended",
+                    Outcome::Incomplete,
+                    by,
+                    end,
+                    Confidence::Certain,
+                    summary,
+                )
+            }
+        });
     }
     // Records after the handshake, in order.
     let log: Vec<_> = t
@@ -1412,6 +1478,32 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
                 EndedBy::Client,
                 end,
                 conf,
+                summary,
+            )
+        }
+        // Encrypted: a last small server record right before the server's close is the size
+        // of an MCS Disconnect Provider Ultimatum (9 bytes in clear plus TLS overhead).
+        Some((Dir::ToClient, f, end))
+            if !inferred.is_empty()
+                && det.tls.last_app[1].is_some_and(|l| {
+                    l.number <= f.number && f.ts.nanos_since(l.ts) < 2_000_000_000
+                })
+                && det.tls.last_app_len[1] <= DISCONNECT_SIZED_RECORD =>
+        {
+            let rec = det.tls.last_app[1].unwrap_or(f);
+            cx.ev(rec, format!("server: {}-byte encrypted record, the size of an MCS Disconnect Provider Ultimatum", det.tls.last_app_len[1]));
+            cx.key = Some(rec.number);
+            cx.ev_close();
+            let summary = format!(
+                "the session was established{inferred}, ran {} and the server ended it: its last record before closing has the size of an RDP disconnect; the reason (Set Error Info) is encrypted: a logoff, a time limit or an administrator's disconnect",
+                secs(dur)
+            );
+            cx.decide(
+                "session_ended_by_server",
+                Outcome::Incomplete,
+                EndedBy::Server,
+                end,
+                Confidence::Possible,
                 summary,
             )
         }

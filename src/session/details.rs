@@ -94,6 +94,9 @@ pub struct TlsDetails {
     /// Last application data record per direction.
     #[serde(skip)]
     pub last_app: [Option<FrameRef>; 2],
+    /// Length of the last application data record per direction.
+    #[serde(skip)]
+    pub last_app_len: [u16; 2],
     /// The first records after the plaintext handshake, in order.
     #[serde(skip)]
     pub record_log: Vec<RecordLog>,
@@ -163,9 +166,13 @@ impl TlsDetails {
                 .find(|l| l.len <= Self::ALERT_SIZED)
                 .map(|l| l.frame);
         }
+        // Encrypted, or decrypted with a key log: any client alert after its ChangeCipherSpec.
         self.alerts
             .iter()
-            .find(|a| a.from == "client" && a.code.is_none())
+            .find(|a| {
+                a.from == "client"
+                    && (a.code.is_none() || self.ccs[0].is_some_and(|c| a.frame.number > c.number))
+            })
             .map(|a| a.frame)
     }
 

@@ -314,6 +314,7 @@ impl Session {
                 t.app_records[d] += 1;
                 t.app_bytes[d] += u64::from(len);
                 t.last_app[d] = Some(frame);
+                t.last_app_len[d] = len;
                 if t.first_app[d].is_none() {
                     t.first_app[d] = Some(frame);
                     self.push(frame, Some(dir), EventKind::FirstAppData { len });

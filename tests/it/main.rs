@@ -8,6 +8,7 @@ mod decrypt;
 mod gateway;
 mod golden;
 mod hostile;
+mod keylog;
 #[cfg(feature = "live")]
 mod live;
 mod report;
