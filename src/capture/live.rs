@@ -22,7 +22,10 @@ pub const READ_TIMEOUT_MS: i32 = 100;
 /// How long [`LiveSource::next_frame`] sleeps when no packet is waiting. The handle is
 /// non-blocking: libpcap 1.10 on Linux keeps polling inside `pcap_next_ex` past its read
 /// timeout (and past signals), so a blocking read would hang on a quiet interface.
-pub const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+/// Short, because in immediate mode libpcap's ring has one snaplen-sized slot per packet
+/// (on `lo`, MTU 64 KiB: about 128 slots in [`BUFFER_SIZE`]): with 10 ms the ring overflowed
+/// above about 6,000 packets/s.
+pub const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Kernel buffer size requested (bytes); bigger buffers drop less under bursts.
 const BUFFER_SIZE: i32 = 8 << 20;

@@ -135,6 +135,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// How a silence ended: with the capture, or with the idle timeout (live capture and
+    /// connections expired from the table).
+    fn silence_end(&self) -> &'static str {
+        if self.r.finish == FinishReason::Idle {
+            "until the idle timeout"
+        } else {
+            "until the capture ended"
+        }
+    }
+
     fn last_frame(&self) -> FrameRef {
         self.r.tcp.last.unwrap_or(self.r.meta.first)
     }
@@ -205,7 +215,11 @@ impl<'a> Ctx<'a> {
         let last = self.last_frame();
         self.ev(last, "last packet of the connection");
         if end == End::Timeout {
-            let s = format!("the connection went silent {what} and stayed silent for {} until the capture ended", secs(self.quiet_at_end()));
+            let s = format!(
+                "the connection went silent {what} and stayed silent for {} {}",
+                secs(self.quiet_at_end()),
+                self.silence_end()
+            );
             self.decide(
                 "stall_retransmissions",
                 Outcome::Failure,
@@ -781,7 +795,11 @@ fn non_rdp(cx: &mut Ctx<'_>) -> Option<Decision> {
                 cx.ev(last, "last packet of the connection");
                 if end == End::Timeout {
                     let wait = req_ts.map_or(0, |t| cx.r.capture_end.nanos_since(t));
-                    let summary = format!("the server never answered the X.224 Connection Request ({} of silence until the capture ended)", secs(wait));
+                    let summary = format!(
+                        "the server never answered the X.224 Connection Request ({} of silence {})",
+                        secs(wait),
+                        cx.silence_end()
+                    );
                     cx.decide(
                         "server_silent_after_x224_request",
                         Outcome::Failure,

@@ -218,10 +218,10 @@ impl<O: ConnectionObserver> FlowTable<O> {
             }
         }
         {
-            let interesting = is_syn
-                || !seg.payload.is_empty()
-                || self.is_rdp_port(src.port())
-                || self.is_rdp_port(dst.port());
+            // A lone ACK, FIN or RST of a connection not in the table (its start was not
+            // captured, or it was already finished as idle) says nothing worth a verdict;
+            // a SYN+ACK does (a half-open scan), and so does payload.
+            let interesting = seg.has(tcp_flags::SYN) || !seg.payload.is_empty();
             if !interesting {
                 return;
             }
