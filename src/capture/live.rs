@@ -23,12 +23,12 @@ pub const READ_TIMEOUT_MS: i32 = 100;
 /// non-blocking: libpcap 1.10 on Linux keeps polling inside `pcap_next_ex` past its read
 /// timeout (and past signals), so a blocking read would hang on a quiet interface.
 /// Short, because in immediate mode libpcap's ring has one snaplen-sized slot per packet
-/// (on `lo`, MTU 64 KiB: about 128 slots in [`BUFFER_SIZE`]): with 10 ms the ring overflowed
+/// (on `lo`, MTU 64 KiB: about 512 slots in [`BUFFER_SIZE`]): with 10 ms the ring overflowed
 /// above about 6,000 packets/s.
 pub const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Kernel buffer size requested (bytes); bigger buffers drop less under bursts.
-const BUFFER_SIZE: i32 = 8 << 20;
+const BUFFER_SIZE: i32 = 32 << 20;
 
 /// ICMP and ICMPv6 errors (destination unreachable, source quench, time exceeded,
 /// parameter problem; ICMPv6 unreachable, packet too big, time exceeded, parameter problem).
