@@ -250,20 +250,27 @@ code{background:#f4f4f4;padding:1px 4px} .mono{font-family:ui-monospace,Menlo,Co
 const JS: &str = r##"
 (function(){
 var errs=0;window.addEventListener('error',function(){errs++;document.body.dataset.errors=errs;});
-function render(d){var slot=d.querySelector('.ladder-slot');if(slot&&!slot.firstChild){var t=document.getElementById('ladder-'+d.dataset.i);if(t)slot.appendChild(t.content.cloneNode(true));}}
+function render(d){var slot=d.querySelector('.ladder-slot');if(slot&&!slot.firstChild){var t=document.getElementById('ladder-'+d.dataset.i);if(t)slot.innerHTML=t.textContent;}}
 document.querySelectorAll('details.conn-detail').forEach(function(d){d.addEventListener('toggle',function(){if(d.open)render(d);});});
 document.querySelectorAll('tr.conn').forEach(function(r){r.addEventListener('click',function(){var d=document.getElementById('d-'+r.dataset.i);d.open=!d.open;});});
 var f={o:document.getElementById('f-outcome'),c:document.getElementById('f-cause'),s:document.getElementById('f-server'),l:document.getElementById('f-client'),q:document.getElementById('f-search')};
-function apply(){var o=f.o.value,c=f.c.value,s=f.s.value.toLowerCase(),l=f.l.value.toLowerCase(),q=f.q.value.toLowerCase(),n=0;
+var page=PAGE,limit=page,more=document.getElementById('more');
+function apply(){var o=f.o.value,c=f.c.value,s=f.s.value.toLowerCase(),l=f.l.value.toLowerCase(),q=f.q.value.toLowerCase(),n=0,m=0;
 document.querySelectorAll('tr.conn').forEach(function(r){var ok=(!o||r.dataset.outcome===o)&&(!c||r.dataset.cause===c)&&(!s||r.dataset.server.toLowerCase().indexOf(s)>=0)&&(!l||r.dataset.client.toLowerCase().indexOf(l)>=0)&&(!q||r.dataset.text.indexOf(q)>=0);
-r.style.display=ok?'':'none';document.getElementById('x-'+r.dataset.i).style.display=ok?'':'none';if(ok)n++;});document.getElementById('shown').textContent=n;}
-Object.keys(f).forEach(function(k){f[k].addEventListener('input',apply);});
-function all(){document.querySelectorAll('details.conn-detail').forEach(function(d){render(d);d.open=true;});}
+if(ok)m++;var show=ok&&n<limit;if(show)n++;r.style.display=show?'':'none';document.getElementById('x-'+r.dataset.i).style.display=show?'':'none';});
+document.getElementById('shown').textContent=n+(m>n?' of '+m:'');more.style.display=m>n?'':'none';}
+Object.keys(f).forEach(function(k){f[k].addEventListener('input',function(){limit=page;apply();});});
+more.addEventListener('click',function(){limit+=page;apply();});
+function all(){limit=Infinity;apply();document.querySelectorAll('details.conn-detail').forEach(function(d){render(d);d.open=true;});}
 window.addEventListener('beforeprint',all);
 if(location.hash==='#all')all();
 document.body.dataset.ready='1';
 })();
 "##;
+
+/// Connections listed at first (and per "show more"): layout of tens of thousands of table
+/// rows is what makes a large report slow to open.
+const PAGE: usize = 500;
 
 /// Writes the report.
 pub fn write_html(
@@ -299,7 +306,12 @@ pub fn write_html(
     causes.sort_unstable();
     causes.dedup();
     h.push_str("<h2>Connections (<span id=\"shown\">");
-    let _ = write!(h, "{}</span> shown)</h2><div class=\"filters\"><select id=\"f-outcome\"><option value=\"\">any outcome</option><option>success</option><option>failure</option><option>incomplete</option></select><select id=\"f-cause\"><option value=\"\">any cause</option>", conns.len());
+    let first = if conns.len() > PAGE {
+        format!("{PAGE} of {}", conns.len())
+    } else {
+        conns.len().to_string()
+    };
+    let _ = write!(h, "{first}</span> shown)</h2><div class=\"filters\"><select id=\"f-outcome\"><option value=\"\">any outcome</option><option>success</option><option>failure</option><option>incomplete</option></select><select id=\"f-cause\"><option value=\"\">any cause</option>");
     for cause in causes {
         let _ = write!(h, "<option>{}</option>", esc(cause));
     }
@@ -309,6 +321,11 @@ pub fn write_html(
     for (i, hc) in conns.iter().enumerate() {
         let r = &hc.report;
         let outcome = outcome_name(r.outcome);
+        let hide = if i >= PAGE {
+            " style=\"display:none\""
+        } else {
+            ""
+        };
         let text = format!(
             "{} {} {} {} {} {}",
             r.client,
@@ -321,10 +338,10 @@ pub fn write_html(
         .to_lowercase();
         let _ = write!(
             h,
-            "<tr class=\"conn\" data-i=\"{i}\" data-outcome=\"{outcome}\" data-cause=\"{}\" data-server=\"{}\" data-client=\"{}\" data-text=\"{}\"><td>{}</td><td>{}</td><td>{} → {}</td><td>{}{}</td><td><span class=\"{outcome}\">{outcome}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"conn\" data-i=\"{i}\"{hide} data-outcome=\"{outcome}\" data-cause=\"{}\" data-server=\"{}\" data-client=\"{}\" data-text=\"{}\"><td>{}</td><td>{}</td><td>{} → {}</td><td>{}{}</td><td><span class=\"{outcome}\">{outcome}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(r.cause), esc(&r.server), esc(&r.client), esc(&text), i + 1, esc(&r.start), esc(&r.client), esc(&r.server), r.phase.name(), if r.phase_inferred { "*" } else { "" }, esc(r.cause), r.key_frame.map_or(String::new(), |f| f.to_string()), esc(&r.file)
         );
-        let _ = write!(h, "<tr id=\"x-{i}\"><td></td><td colspan=\"7\"><details class=\"conn-detail\" id=\"d-{i}\" data-i=\"{i}\"><summary>{}</summary>", esc(&r.summary));
+        let _ = write!(h, "<tr id=\"x-{i}\"{hide}><td></td><td colspan=\"7\"><details class=\"conn-detail\" id=\"d-{i}\" data-i=\"{i}\"><summary>{}</summary>", esc(&r.summary));
         if r.outcome != Outcome::Success {
             let _ = write!(
                 h,
@@ -332,33 +349,42 @@ pub fn write_html(
                 esc(r.remedy)
             );
         }
-        let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence: {}</p><div class=\"ladder-slot\"></div><table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", esc(&wireshark_filter(r.transport, &r.client, &r.server)), r.confidence.name());
+        let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence: {}</p><div class=\"ladder-slot\"></div></details></td></tr>", esc(&wireshark_filter(r.transport, &r.client, &r.server)), r.confidence.name());
+        // The ladder, the evidence and the notes are kept as text (not parsed into the page)
+        // and rendered when the connection is opened or printed: large reports open quickly.
+        // Their text is escaped, so "</script" cannot occur in it.
+        let _ = write!(templates, "<script type=\"text/html\" id=\"ladder-{i}\">{}<table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", ladder_svg(&hc.rungs));
         for e in &r.evidence {
             let _ = write!(
-                h,
+                templates,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 e.frame,
                 esc(&e.time),
                 esc(&e.what)
             );
         }
-        h.push_str("</table>");
+        templates.push_str("</table>");
         for n in &r.notes {
-            let _ = write!(h, "<p class=\"mono\">note: {}</p>", esc(n));
+            let _ = write!(templates, "<p class=\"mono\">note: {}</p>", esc(n));
         }
-        h.push_str("</details></td></tr>");
-        let _ = write!(
-            templates,
-            "<template id=\"ladder-{i}\">{}</template>",
-            ladder_svg(&hc.rungs)
-        );
+        templates.push_str("</script>");
     }
     h.push_str("</table>");
+    let _ = write!(
+        h,
+        "<p><button id=\"more\"{}>show {PAGE} more</button></p>",
+        if conns.len() > PAGE {
+            ""
+        } else {
+            " style=\"display:none\""
+        }
+    );
     h.push_str(&templates);
     let _ = write!(
         h,
-        "<p class=\"mono\">generated by rdpdiag {}</p><script>{JS}</script></body></html>",
-        env!("CARGO_PKG_VERSION")
+        "<p class=\"mono\">generated by rdpdiag {}</p><script>{}</script></body></html>",
+        env!("CARGO_PKG_VERSION"),
+        JS.replace("PAGE", &PAGE.to_string())
     );
     out.write_all(h.as_bytes())
 }

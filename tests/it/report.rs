@@ -82,10 +82,16 @@ fn html_report_has_one_ladder_per_connection_with_the_failing_step_marked() {
         !page.contains("<link") && !page.contains("src=\""),
         "self-contained"
     );
-    assert_eq!(page.matches("<template id=\"ladder-").count(), rows.len());
+    assert_eq!(
+        page.matches("<script type=\"text/html\" id=\"ladder-")
+            .count(),
+        rows.len()
+    );
     for (i, r) in rows.iter().enumerate() {
-        let start = page.find(&format!("<template id=\"ladder-{i}\">")).unwrap();
-        let svg = &page[start..start + page[start..].find("</template>").unwrap()];
+        let start = page
+            .find(&format!("<script type=\"text/html\" id=\"ladder-{i}\">"))
+            .unwrap();
+        let svg = &page[start..start + page[start..].find("</script>").unwrap()];
         let failing = r["outcome"] != "success";
         assert_eq!(
             svg.contains("class=\"rung fail\""),
