@@ -220,19 +220,13 @@ impl<'a> Ctx<'a> {
                 secs(self.quiet_at_end()),
                 self.silence_end()
             );
-            self.decide(
-                "stall_retransmissions",
-                Outcome::Failure,
-                by,
-                end,
-                Confidence::Likely,
-                s,
-            )
-            .with_cause(if self.r.tcp.retransmissions.iter().any(|n| *n > 0) {
-                "stall_retransmissions"
+            // Silence with data left unacknowledged is a stall; plain silence is unknown.
+            let (cause, outcome) = if self.r.tcp.retransmissions.iter().any(|n| *n > 0) {
+                ("stall_retransmissions", Outcome::Failure)
             } else {
-                "capture_ended"
-            })
+                ("capture_ended", Outcome::Incomplete)
+            };
+            self.decide(cause, outcome, by, end, Confidence::Likely, s)
         } else {
             let s = format!("the capture ended {what}");
             self.decide(
@@ -244,16 +238,6 @@ impl<'a> Ctx<'a> {
                 s,
             )
         }
-    }
-}
-
-impl Decision {
-    fn with_cause(mut self, cause: &'static str) -> Self {
-        self.cause = cause;
-        if cause == "capture_ended" {
-            self.outcome = Outcome::Incomplete;
-        }
-        self
     }
 }
 
@@ -1028,14 +1012,13 @@ fn tls_rules(cx: &mut Ctx<'_>) -> Option<Decision> {
         Some((_, _, end)) => {
             let summary = "the server closed the connection during the TLS handshake".to_string();
             cx.decide(
-                "tls_alert_from_server",
+                "connection_closed_by_server",
                 Outcome::Failure,
                 EndedBy::Server,
                 end,
                 Confidence::Likely,
                 summary,
             )
-            .with_cause("connection_closed_by_server")
         }
         None => cx.open("during the TLS handshake"),
     })
