@@ -10,7 +10,9 @@ pub mod live;
 mod reader;
 
 pub use input::{input_from_bytes, open_input, InputSource};
-pub use reader::{read_capture, CaptureSummary, FrameSink};
+pub use reader::{
+    read_capture, read_capture_chunks, CaptureSummary, ChunkSink, FrameSink, FrameSlot,
+};
 
 use std::fmt;
 

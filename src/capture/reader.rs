@@ -1,21 +1,90 @@
-//! Streaming pcap / pcapng reading with pcap-parser, numbering frames like Wireshark.
+//! Streaming pcap / pcapng reading, numbering frames like Wireshark.
+//!
+//! The reader owns its buffers: a chunk of the stream is read into a buffer, every complete
+//! record in it is parsed with pcap-parser's slice parsers into [`FrameSlot`]s, and the chunk
+//! goes to a [`ChunkSink`] behind an `Arc`, so worker threads can share it without copying
+//! frames. A record cut by the chunk's end is carried over to the next buffer; buffers that
+//! no worker holds any more are reused.
 
-use pcap_parser::pcapng::Block;
-use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+use std::io::Read;
+use std::sync::Arc;
+
+use pcap_parser::nom;
+use pcap_parser::nom::IResult;
+use pcap_parser::pcap::{
+    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
+    LegacyPcapBlock,
+};
+use pcap_parser::pcapng::{parse_block_be, parse_block_le, parse_sectionheaderblock, Block};
+use pcap_parser::PcapError;
 
 use super::{CaptureError, Frame, InputSource, LinkType, Timestamp};
 
-/// Initial read buffer; grown for larger blocks up to [`MAX_BLOCK_LEN`].
-const INITIAL_BUFFER: usize = 1 << 20;
+/// Bytes read at a time (a chunk); grown for larger blocks up to [`MAX_BLOCK_LEN`].
+const CHUNK_LEN: usize = 1 << 20;
 /// Largest capture record or block accepted (a bigger one is reported as malformed).
 pub const MAX_BLOCK_LEN: usize = 64 << 20;
+/// Spare buffers kept for reuse while workers still hold others.
+const MAX_POOLED: usize = 32;
 
-/// Receives what a capture holds, in file order.
+/// Receives what a capture holds, one frame at a time, in file order.
 pub trait FrameSink {
     /// One packet record (every record counts as a frame, decodable or not).
     fn frame(&mut self, frame: &Frame<'_>);
     /// A pcapng Decryption Secrets Block (type, data), e.g. an embedded TLS key log.
     fn secrets(&mut self, _secrets_type: u32, _data: &[u8]) {}
+}
+
+/// Where a frame lies in a chunk, with its record's metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameSlot {
+    /// 1-based frame number.
+    pub number: u64,
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Link type of the interface.
+    pub linktype: LinkType,
+    /// Start of the captured bytes in the chunk.
+    pub start: usize,
+    /// End (exclusive) of the captured bytes in the chunk.
+    pub end: usize,
+    /// Length on the wire.
+    pub orig_len: u32,
+}
+
+impl FrameSlot {
+    /// The frame, borrowing its bytes from `chunk` (the buffer the slot was made for).
+    pub fn frame<'a>(&self, chunk: &'a [u8]) -> Frame<'a> {
+        Frame {
+            number: self.number,
+            ts: self.ts,
+            linktype: self.linktype,
+            data: chunk.get(self.start..self.end).unwrap_or(&[]),
+            orig_len: self.orig_len,
+        }
+    }
+}
+
+/// Receives what a capture holds a chunk at a time, in file order.
+pub trait ChunkSink {
+    /// The frames found in `chunk`, in order; the chunk may be kept (cloned) by the sink.
+    fn chunk(&mut self, chunk: &Arc<Vec<u8>>, frames: &[FrameSlot]);
+    /// A pcapng Decryption Secrets Block (type, data); frames before it came first.
+    fn secrets(&mut self, _secrets_type: u32, _data: &[u8]) {}
+}
+
+/// Adapts a [`FrameSink`] to chunks.
+struct PerFrame<'s>(&'s mut dyn FrameSink);
+
+impl ChunkSink for PerFrame<'_> {
+    fn chunk(&mut self, chunk: &Arc<Vec<u8>>, frames: &[FrameSlot]) {
+        for slot in frames {
+            self.0.frame(&slot.frame(chunk));
+        }
+    }
+    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        self.0.secrets(secrets_type, data);
+    }
 }
 
 /// What reading a capture produced besides the frames.
@@ -35,12 +104,35 @@ pub struct CaptureSummary {
     pub error: Option<CaptureError>,
 }
 
-/// One pcapng interface: link type and timestamp scale.
+/// One pcapng interface (or the legacy file header): link type and timestamp scale.
 #[derive(Clone, Copy)]
 struct Interface {
     linktype: LinkType,
     units_per_sec: u64,
     offset_secs: i64,
+}
+
+type LegacyParse = fn(&[u8]) -> IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+/// The file format and the state its records are read with.
+enum Format {
+    Legacy {
+        parse: LegacyParse,
+        iface: Interface,
+    },
+    Ng {
+        big_endian: bool,
+        interfaces: Vec<Interface>,
+    },
+}
+
+impl Format {
+    fn record_name(&self) -> &'static str {
+        match self {
+            Format::Legacy { .. } => "packet record",
+            Format::Ng { .. } => "pcapng block",
+        }
+    }
 }
 
 /// Reads every frame of `src` into `sink`. Fails only when the input is not a capture at
@@ -49,41 +141,43 @@ pub fn read_capture(
     src: InputSource,
     sink: &mut dyn FrameSink,
 ) -> Result<CaptureSummary, CaptureError> {
+    read_capture_chunks(src, &mut PerFrame(sink))
+}
+
+/// Why parsing a buffer stopped.
+enum Stop {
+    /// Every complete record was parsed; the next one needs this many bytes in all
+    /// (`None`: unknown, at least one more).
+    NeedMore(Option<usize>),
+    /// An unreadable record: reading ends with this error.
+    Failed(CaptureError),
+}
+
+/// Like [`read_capture`], handing the sink whole chunks (for splitting across threads).
+pub fn read_capture_chunks(
+    src: InputSource,
+    sink: &mut dyn ChunkSink,
+) -> Result<CaptureSummary, CaptureError> {
     let path = src.name.clone();
-    let mut reader = match create_reader(INITIAL_BUFFER, src.reader) {
-        Ok(r) => r,
-        Err(PcapError::Eof) => {
-            return Err(CaptureError::NotACapture {
-                path,
-                magic: "an empty file".into(),
-            })
-        }
-        Err(PcapError::ReadError) => {
+    let mut reader = src.reader;
+    let mut buf = vec![0u8; CHUNK_LEN];
+    let mut filled = match fill(&mut reader, &mut buf, 0) {
+        Ok(n) => n,
+        Err(_) => {
             return Err(CaptureError::Malformed {
                 path,
                 what: "stream (read error)".into(),
                 offset: 0,
             })
         }
-        Err(PcapError::Incomplete(_)) if is_capture_magic(&src.head) => {
-            return Err(CaptureError::Truncated {
-                path,
-                what: "file header",
-                offset: 0,
-            })
-        }
-        Err(_) => {
-            return Err(CaptureError::NotACapture {
-                path,
-                magic: hex_head(&src.head),
-            })
-        }
     };
+    let mut eof = filled < buf.len();
+    let head = buf.get(..filled).unwrap_or(&[]);
+    let (mut format, header_len) = detect_format(&path, head, &src.head)?;
     let mut summary = CaptureSummary {
-        format: if src.head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-            "pcapng"
-        } else {
-            "pcap"
+        format: match format {
+            Format::Legacy { .. } => "pcap",
+            Format::Ng { .. } => "pcapng",
         },
         compression: src.compression,
         frames: 0,
@@ -91,55 +185,272 @@ pub fn read_capture(
         stream_bytes: 0,
         error: None,
     };
-    let mut legacy = Interface {
-        linktype: LinkType::ETHERNET,
-        units_per_sec: 1_000_000,
-        offset_secs: 0,
-    };
-    let mut interfaces: Vec<Interface> = Vec::new();
-    let mut buffer_len = INITIAL_BUFFER;
+    // A pcapng file's section header is parsed again as the first block.
+    let mut pos = header_len;
+    let mut base: u64 = 0;
+    let mut slots: Vec<FrameSlot> = Vec::with_capacity(2048);
+    let mut pool: Vec<Arc<Vec<u8>>> = Vec::new();
     loop {
-        match reader.next() {
-            Ok((consumed, block)) => {
+        let shared = Arc::new(buf);
+        let stop = parse_records(
+            &shared,
+            filled,
+            &mut pos,
+            &mut format,
+            &mut summary,
+            &mut slots,
+            sink,
+            &path,
+            base,
+        );
+        if !slots.is_empty() {
+            sink.chunk(&shared, &slots);
+            slots.clear();
+        }
+        summary.stream_bytes = base + pos as u64;
+        let needed = match stop {
+            Stop::Failed(e) => {
+                summary.error = Some(e);
+                break;
+            }
+            Stop::NeedMore(n) => n,
+        };
+        let left = filled - pos;
+        if eof {
+            if left > 0 {
+                summary.error = Some(CaptureError::Truncated {
+                    path: path.clone(),
+                    what: format.record_name(),
+                    offset: summary.stream_bytes,
+                });
+            }
+            break;
+        }
+        let want = match needed {
+            Some(n) => n,
+            // Size unknown: at least a byte more than what is at hand.
+            None if left >= CHUNK_LEN => left.saturating_mul(2),
+            None => CHUNK_LEN,
+        };
+        if want > MAX_BLOCK_LEN {
+            summary.error = Some(CaptureError::Malformed {
+                path: path.clone(),
+                what: format!("record larger than {} MiB", MAX_BLOCK_LEN >> 20),
+                offset: summary.stream_bytes,
+            });
+            break;
+        }
+        let cap = want.max(CHUNK_LEN);
+        // The next buffer: this one again when no sink kept it, else a free one.
+        buf = match Arc::try_unwrap(shared) {
+            Ok(mut v) => {
+                v.copy_within(pos..filled, 0);
+                v
+            }
+            Err(shared) => {
+                let mut v = take_free(&mut pool, cap);
+                if let (Some(dst), Some(src)) = (v.get_mut(..left), shared.get(pos..filled)) {
+                    dst.copy_from_slice(src);
+                }
+                pool.push(shared);
+                if pool.len() > MAX_POOLED {
+                    pool.remove(0);
+                }
+                v
+            }
+        };
+        if buf.len() < cap {
+            buf.resize(cap, 0);
+        }
+        base += pos as u64;
+        pos = 0;
+        filled = match fill(&mut reader, &mut buf, left) {
+            Ok(n) => n,
+            Err(_) => {
+                summary.error = Some(read_error(&path, summary.stream_bytes));
+                break;
+            }
+        };
+        eof = filled < buf.len();
+    }
+    Ok(summary)
+}
+
+/// A buffer of at least `cap` bytes that no sink holds any more, or a new one.
+fn take_free(pool: &mut Vec<Arc<Vec<u8>>>, cap: usize) -> Vec<u8> {
+    if let Some(i) = pool
+        .iter()
+        .position(|b| Arc::strong_count(b) == 1 && b.len() >= cap)
+    {
+        if let Ok(v) = Arc::try_unwrap(pool.swap_remove(i)) {
+            return v;
+        }
+    }
+    vec![0u8; cap]
+}
+
+/// Reads into `buf[from..]` until it is full or the stream ends; returns the bytes held.
+fn fill(reader: &mut dyn Read, buf: &mut [u8], from: usize) -> std::io::Result<usize> {
+    let mut filled = from;
+    while let Some(space) = buf.get_mut(filled..).filter(|s| !s.is_empty()) {
+        match reader.read(space) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The format from the first bytes, and the length of a legacy file header (0 for pcapng,
+/// whose section header is read as a block).
+fn detect_format(path: &str, data: &[u8], head: &[u8]) -> Result<(Format, usize), CaptureError> {
+    if data.is_empty() {
+        return Err(CaptureError::NotACapture {
+            path: path.to_string(),
+            magic: "an empty file".into(),
+        });
+    }
+    let truncated = || CaptureError::Truncated {
+        path: path.to_string(),
+        what: "file header",
+        offset: 0,
+    };
+    let not_capture = || CaptureError::NotACapture {
+        path: path.to_string(),
+        magic: hex_head(head),
+    };
+    if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+        return match parse_sectionheaderblock(data) {
+            Ok((_, shb)) => Ok((
+                Format::Ng {
+                    big_endian: shb.big_endian(),
+                    interfaces: Vec::new(),
+                },
+                0,
+            )),
+            Err(nom::Err::Incomplete(_)) => Err(truncated()),
+            Err(_) => Err(not_capture()),
+        };
+    }
+    match parse_pcap_header(data) {
+        Ok((rest, h)) => {
+            let parse: LegacyParse = if h.is_modified_format() {
+                parse_pcap_frame_modified
+            } else if h.is_bigendian() {
+                parse_pcap_frame_be
+            } else {
+                parse_pcap_frame
+            };
+            let iface = Interface {
+                linktype: LinkType(h.network.0),
+                units_per_sec: if h.is_nanosecond_precision() {
+                    1_000_000_000
+                } else {
+                    1_000_000
+                },
+                offset_secs: 0,
+            };
+            Ok((Format::Legacy { parse, iface }, data.len() - rest.len()))
+        }
+        Err(nom::Err::Incomplete(_)) if is_capture_magic(head) => Err(truncated()),
+        Err(_) => Err(not_capture()),
+    }
+}
+
+/// Parses every complete record of `chunk[*pos..filled]`, adding frames to `slots` (and
+/// handing secrets blocks to the sink, after the frames before them).
+#[allow(clippy::too_many_arguments)]
+fn parse_records(
+    chunk: &Arc<Vec<u8>>,
+    filled: usize,
+    pos: &mut usize,
+    format: &mut Format,
+    summary: &mut CaptureSummary,
+    slots: &mut Vec<FrameSlot>,
+    sink: &mut dyn ChunkSink,
+    path: &str,
+    base: u64,
+) -> Stop {
+    let all = chunk.get(..filled).unwrap_or(&[]);
+    let malformed = |what: String, at: usize| {
+        Stop::Failed(CaptureError::Malformed {
+            path: path.to_string(),
+            what,
+            offset: base + at as u64,
+        })
+    };
+    loop {
+        let data = all.get(*pos..).unwrap_or(&[]);
+        if data.is_empty() {
+            return Stop::NeedMore(None);
+        }
+        let need = |n: nom::Needed| match n {
+            nom::Needed::Size(n) => Stop::NeedMore(Some(data.len().saturating_add(n.get()))),
+            nom::Needed::Unknown => Stop::NeedMore(None),
+        };
+        match format {
+            Format::Legacy { parse, iface } => match parse(data) {
+                Ok((rest, b)) => {
+                    let nanos = i64::from(b.ts_sec)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(scale_to_nanos(u64::from(b.ts_usec), iface.units_per_sec));
+                    let caplen = (b.caplen as usize).min(b.data.len());
+                    let start = offset_in(all, b.data);
+                    push_slot(
+                        slots,
+                        summary,
+                        iface.linktype,
+                        Timestamp(nanos),
+                        start,
+                        start + caplen,
+                        b.origlen,
+                    );
+                    *pos += data.len() - rest.len();
+                }
+                Err(nom::Err::Incomplete(n)) => return need(n),
+                Err(_) => return malformed("pcap block".into(), *pos),
+            },
+            Format::Ng {
+                big_endian,
+                interfaces,
+            } => {
+                let parsed = if *big_endian {
+                    parse_block_be(data)
+                } else {
+                    parse_block_le(data)
+                };
+                let (rest, block) = match parsed {
+                    Ok(ok) => ok,
+                    Err(nom::Err::Incomplete(n)) => return need(n),
+                    Err(nom::Err::Error(PcapError::HeaderNotRecognized))
+                    | Err(nom::Err::Failure(PcapError::HeaderNotRecognized)) => {
+                        return malformed("block header".into(), *pos)
+                    }
+                    Err(_) => return malformed("pcapng block".into(), *pos),
+                };
+                let consumed = data.len() - rest.len();
+                let fallback = Interface {
+                    linktype: LinkType::ETHERNET,
+                    units_per_sec: 1_000_000,
+                    offset_secs: 0,
+                };
                 match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        legacy.linktype = LinkType(h.network.0);
-                        legacy.units_per_sec = if h.is_nanosecond_precision() {
-                            1_000_000_000
-                        } else {
-                            1_000_000
-                        };
+                    Block::SectionHeader(shb) => {
+                        *big_endian = shb.big_endian();
+                        interfaces.clear();
                     }
-                    PcapBlockOwned::Legacy(b) => {
-                        let nanos = i64::from(b.ts_sec)
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(scale_to_nanos(
-                                u64::from(b.ts_usec),
-                                legacy.units_per_sec,
-                            ));
-                        let caplen = (b.caplen as usize).min(b.data.len());
-                        deliver(
-                            sink,
-                            &mut summary,
-                            legacy.linktype,
-                            Timestamp(nanos),
-                            &b.data[..caplen],
-                            b.origlen,
-                        );
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        interfaces.push(Interface {
-                            linktype: LinkType(idb.linktype.0),
-                            units_per_sec: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                            offset_secs: idb.ts_offset(),
-                        })
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                    Block::InterfaceDescription(idb) => interfaces.push(Interface {
+                        linktype: LinkType(idb.linktype.0),
+                        units_per_sec: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                        offset_secs: idb.ts_offset(),
+                    }),
+                    Block::EnhancedPacket(epb) => {
                         let iface = interfaces
                             .get(epb.if_id as usize)
                             .copied()
-                            .unwrap_or(legacy);
+                            .unwrap_or(fallback);
                         let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                         let secs = (units / iface.units_per_sec) as i64;
                         let frac = scale_to_nanos(units % iface.units_per_sec, iface.units_per_sec);
@@ -148,121 +459,71 @@ pub fn read_capture(
                             .saturating_mul(1_000_000_000)
                             .saturating_add(frac);
                         let caplen = (epb.caplen as usize).min(epb.data.len());
-                        deliver(
-                            sink,
-                            &mut summary,
+                        let start = offset_in(all, epb.data);
+                        push_slot(
+                            slots,
+                            summary,
                             iface.linktype,
                             Timestamp(nanos),
-                            &epb.data[..caplen],
+                            start,
+                            start + caplen,
                             epb.origlen,
                         );
                     }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        let iface = interfaces.first().copied().unwrap_or(legacy);
+                    Block::SimplePacket(spb) => {
+                        let iface = interfaces.first().copied().unwrap_or(fallback);
                         let caplen = (spb.origlen as usize).min(spb.data.len());
-                        deliver(
-                            sink,
-                            &mut summary,
+                        let start = offset_in(all, spb.data);
+                        push_slot(
+                            slots,
+                            summary,
                             iface.linktype,
                             Timestamp(0),
-                            &spb.data[..caplen],
+                            start,
+                            start + caplen,
                             spb.origlen,
                         );
                     }
-                    PcapBlockOwned::NG(Block::DecryptionSecrets(dsb)) => {
+                    Block::DecryptionSecrets(dsb) => {
+                        if !slots.is_empty() {
+                            sink.chunk(chunk, slots);
+                            slots.clear();
+                        }
                         let len = (dsb.secrets_len as usize).min(dsb.data.len());
-                        sink.secrets(dsb.secrets_type.0, &dsb.data[..len]);
+                        sink.secrets(dsb.secrets_type.0, dsb.data.get(..len).unwrap_or(&[]));
                     }
-                    PcapBlockOwned::NG(_) => {}
+                    _ => {}
                 }
-                // No shift here: refill() moves only the unread tail when more data is needed.
-                reader.consume_noshift(consumed);
-                summary.stream_bytes += consumed as u64;
-            }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => {
-                if reader.reader_exhausted() {
-                    if !reader.data().is_empty() {
-                        summary.error = Some(CaptureError::Truncated {
-                            path: path.clone(),
-                            what: if summary.format == "pcapng" {
-                                "pcapng block"
-                            } else {
-                                "packet record"
-                            },
-                            offset: summary.stream_bytes,
-                        });
-                    }
-                    break;
-                }
-                if reader.refill().is_err() {
-                    summary.error = Some(read_error(&path, summary.stream_bytes));
-                    break;
-                }
-            }
-            Err(PcapError::BufferTooSmall) => {
-                if buffer_len >= MAX_BLOCK_LEN || !reader.grow(buffer_len * 2) {
-                    summary.error = Some(CaptureError::Malformed {
-                        path: path.clone(),
-                        what: format!("record larger than {} MiB", MAX_BLOCK_LEN >> 20),
-                        offset: summary.stream_bytes,
-                    });
-                    break;
-                }
-                buffer_len *= 2;
-                if reader.refill().is_err() {
-                    summary.error = Some(read_error(&path, summary.stream_bytes));
-                    break;
-                }
-            }
-            Err(PcapError::ReadError) => {
-                summary.error = Some(read_error(&path, summary.stream_bytes));
-                break;
-            }
-            Err(e) => {
-                if e == PcapError::UnexpectedEof {
-                    summary.error = Some(CaptureError::Truncated {
-                        path: path.clone(),
-                        what: if summary.format == "pcapng" {
-                            "pcapng block"
-                        } else {
-                            "packet record"
-                        },
-                        offset: summary.stream_bytes,
-                    });
-                    break;
-                }
-                let what = match e {
-                    PcapError::HeaderNotRecognized => "block header".to_string(),
-                    _ => format!("{} block", summary.format),
-                };
-                summary.error = Some(CaptureError::Malformed {
-                    path: path.clone(),
-                    what,
-                    offset: summary.stream_bytes,
-                });
-                break;
+                *pos += consumed;
             }
         }
     }
-    Ok(summary)
 }
 
-fn deliver(
-    sink: &mut dyn FrameSink,
+/// Where `inner` (a subslice of `outer`) starts in `outer`.
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize)
+        .saturating_sub(outer.as_ptr() as usize)
+        .min(outer.len())
+}
+
+fn push_slot(
+    slots: &mut Vec<FrameSlot>,
     summary: &mut CaptureSummary,
     linktype: LinkType,
     ts: Timestamp,
-    data: &[u8],
+    start: usize,
+    end: usize,
     orig_len: u32,
 ) {
     summary.frames += 1;
-    summary.frame_bytes += data.len() as u64;
-    sink.frame(&Frame {
+    summary.frame_bytes += (end - start) as u64;
+    slots.push(FrameSlot {
         number: summary.frames,
         ts,
         linktype,
-        data,
+        start,
+        end,
         orig_len,
     });
 }
@@ -300,4 +561,106 @@ fn hex_head(head: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::input_from_bytes;
+
+    /// A classic pcap with `n` Ethernet frames of `len` bytes each.
+    fn pcap(n: usize, len: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&4u16.to_le_bytes());
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for i in 0..n {
+            v.extend_from_slice(&(i as u32).to_le_bytes());
+            v.extend_from_slice(&0u32.to_le_bytes());
+            v.extend_from_slice(&(len as u32).to_le_bytes());
+            v.extend_from_slice(&(len as u32).to_le_bytes());
+            v.extend((0..len).map(|j| (i + j) as u8));
+        }
+        v
+    }
+
+    struct Collect(Vec<(u64, i64, Vec<u8>)>);
+    impl FrameSink for Collect {
+        fn frame(&mut self, f: &Frame<'_>) {
+            self.0.push((f.number, f.ts.0, f.data.to_vec()));
+        }
+    }
+
+    #[test]
+    fn records_across_chunk_boundaries_arrive_whole_and_in_order() {
+        // 3 000 frames of 1 000 bytes: ~3 MB, so records straddle several 1 MiB chunks.
+        let bytes = pcap(3000, 1000);
+        let mut sink = Collect(Vec::new());
+        let src = input_from_bytes("t.pcap", bytes).unwrap();
+        let s = read_capture(src, &mut sink).unwrap();
+        assert!(s.error.is_none());
+        assert_eq!(s.frames, 3000);
+        for (i, (n, ts, data)) in sink.0.iter().enumerate() {
+            assert_eq!(*n, i as u64 + 1);
+            assert_eq!(*ts, i as i64 * 1_000_000_000);
+            assert_eq!(data.len(), 1000);
+            assert_eq!(data[0], i as u8);
+            assert_eq!(data[999], (i + 999) as u8);
+        }
+    }
+
+    #[test]
+    fn a_record_larger_than_a_chunk_grows_the_buffer() {
+        let bytes = pcap(3, 3 << 20);
+        let mut sink = Collect(Vec::new());
+        let s = read_capture(input_from_bytes("big.pcap", bytes).unwrap(), &mut sink).unwrap();
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert_eq!(sink.0.len(), 3);
+        assert!(sink.0.iter().all(|f| f.2.len() == 3 << 20));
+    }
+
+    #[test]
+    fn truncation_is_reported_at_the_record_start() {
+        let mut bytes = pcap(2000, 1000);
+        let full = bytes.len();
+        bytes.truncate(full - 10);
+        let mut sink = Collect(Vec::new());
+        let s = read_capture(input_from_bytes("cut.pcap", bytes).unwrap(), &mut sink).unwrap();
+        assert_eq!(sink.0.len(), 1999);
+        match s.error {
+            Some(CaptureError::Truncated { offset, what, .. }) => {
+                assert_eq!(what, "packet record");
+                assert_eq!(offset as usize, full - 1016);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Keeps every chunk, like worker threads that have not caught up yet.
+    struct Hoard(Vec<(Arc<Vec<u8>>, FrameSlot)>, Vec<Vec<u8>>);
+    impl ChunkSink for Hoard {
+        fn chunk(&mut self, chunk: &Arc<Vec<u8>>, frames: &[FrameSlot]) {
+            for s in frames {
+                self.0.push((Arc::clone(chunk), *s));
+                self.1.push(s.frame(chunk).data.to_vec());
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_kept_by_the_sink_are_never_overwritten() {
+        let bytes = pcap(5000, 700);
+        let mut sink = Hoard(Vec::new(), Vec::new());
+        read_capture_chunks(input_from_bytes("h.pcap", bytes).unwrap(), &mut sink).unwrap();
+        assert_eq!(sink.1.len(), 5000);
+        // Re-read every frame from the kept chunks after reading ended: same bytes.
+        for (i, ((chunk, slot), seen)) in sink.0.iter().zip(&sink.1).enumerate() {
+            assert_eq!(slot.number, i as u64 + 1);
+            assert_eq!(slot.frame(chunk).data, &seen[..]);
+            assert_eq!(seen[0], i as u8);
+        }
+    }
 }
