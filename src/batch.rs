@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::pipeline::{analyze_path, AnalyzeConfig, FileAnalysis};
 
 /// Files at least this large are split across threads when there are fewer files than threads.
-pub const SPLIT_FILE_BYTES: u64 = 32 << 20;
+pub use crate::pipeline::SPLIT_FILE_BYTES;
 
 /// Capture file name endings picked up when walking a directory.
 const CAPTURE_SUFFIXES: [&str; 11] = [
@@ -213,9 +213,10 @@ pub fn analyze_in_order(
             chunk
                 .par_iter()
                 .map(|p| {
-                    let big = std::fs::metadata(p).is_ok_and(|m| m.len() >= SPLIT_FILE_BYTES);
-                    let a = if split && big {
-                        crate::parallel::analyze_path_parallel(p, config, threads)
+                    let a = if split {
+                        let mut cfg = config.clone();
+                        cfg.workers = threads;
+                        analyze_path(p, &cfg)
                     } else {
                         analyze_path(p, config)
                     };

@@ -108,6 +108,10 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
+    // One large capture (or stdin) is split across the threads by connection.
+    if paths.len() == 1 {
+        config.workers = threads;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

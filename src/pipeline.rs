@@ -12,7 +12,7 @@ use crate::decode::{self, Transport};
 use crate::decrypt::{KeyStore, SharedKeys};
 use crate::diagnose::{self, ConnectionRecord, Verdict};
 use crate::flow::udp::{FinishedUdp, UdpMeta, UdpTable};
-use crate::flow::{FinishedConnection, FlowConfig, FlowTable, FrameRef};
+use crate::flow::{FinishedConnection, FlowConfig, FlowTable, FrameRef, SweepClock};
 use crate::session::udp::UdpSession;
 use crate::session::{Session, SessionConfig};
 
@@ -23,9 +23,9 @@ pub struct AnalyzeConfig {
     pub rdp_ports: Vec<u16>,
     /// Connection-table settings.
     pub flow: FlowConfig,
-    /// Only this share `(k, n)` of the connections (by endpoint hash), for splitting one
-    /// capture across threads.
-    pub share: Option<(u32, u32)>,
+    /// Threads for one large capture (or stdin): with more than one, frames are split across
+    /// workers by connection ([`crate::parallel`]); the result is the same.
+    pub workers: usize,
     /// TLS keys from `--keylog` files (pcapng Decryption Secrets Blocks add to a copy).
     pub keys: KeyStore,
 }
@@ -36,7 +36,7 @@ impl Default for AnalyzeConfig {
             rdp_ports: vec![3389],
             flow: FlowConfig::default(),
             keys: KeyStore::default(),
-            share: None,
+            workers: 1,
         }
     }
 }
@@ -128,6 +128,9 @@ pub struct Analyzer<F: FnMut(Diagnosed)> {
     pub embedded_secrets: usize,
     /// The keys every session of this analysis decrypts with (`--keylog` plus secrets blocks).
     keys: SharedKeys,
+    /// When the TCP and UDP tables are swept; `None` when a dispatcher sweeps this analyzer
+    /// (a worker of a split capture).
+    clocks: Option<(SweepClock, SweepClock)>,
 }
 
 impl<F: FnMut(Diagnosed)> Analyzer<F> {
@@ -144,7 +147,36 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
             on_done,
             stats: AnalyzeStats::default(),
             embedded_secrets: 0,
+            clocks: Some((SweepClock::default(), SweepClock::default())),
         }
+    }
+
+    /// An analyzer that never sweeps on its own: its caller replays the sweeps of the whole
+    /// capture with [`Analyzer::sweep`] (a worker that sees only some connections).
+    pub fn externally_swept(mut self) -> Self {
+        self.clocks = None;
+        self
+    }
+
+    /// Sweeps the TCP (or, with `udp`, the UDP) table at `now`, as the sweep clock of a
+    /// single analyzer would have.
+    pub fn sweep(&mut self, udp: bool, now: Timestamp) {
+        if udp {
+            let done = &mut self.udp_done;
+            self.udp
+                .sweep(now, &mut |f| Self::udp_finished(done, now, f));
+        } else {
+            let on_done = &mut self.on_done;
+            self.table
+                .sweep(now, &mut |f| Self::finished(on_done, now, f));
+        }
+    }
+
+    /// Counts `ts` as seen in the capture (a worker learns the capture's time span from the
+    /// frames it is not given).
+    pub fn note_time(&mut self, ts: Timestamp) {
+        self.stats.first_ts = Some(self.stats.first_ts.map_or(ts, |t| t.min(ts)));
+        self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
     }
 
     fn finished(on_done: &mut F, capture_end: Timestamp, f: FinishedConnection<Session>) {
@@ -248,11 +280,6 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
             return;
         };
         self.stats.decoded += 1;
-        if let Some((k, n)) = self.config.share {
-            if share_of(&pkt, n) != k {
-                return;
-            }
-        }
         let fref = FrameRef {
             number: frame.number,
             ts: frame.ts,
@@ -284,6 +311,11 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                     .tcp(src, dst, pkt.vlan, seg, fref, &mut new_session, &mut |f| {
                         Self::finished(on_done, now, f)
                     });
+                if let Some((tcp_clock, _)) = &mut self.clocks {
+                    if tcp_clock.due(now) {
+                        self.sweep(false, now);
+                    }
+                }
             }
             Transport::IcmpError(e) => self.table.icmp(e, pkt.src, fref),
             Transport::Udp {
@@ -304,17 +336,15 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                     }
                 };
                 let now = frame.ts;
-                let done = &mut self.udp_done;
-                self.udp.datagram(
-                    src,
-                    dst,
-                    pkt.vlan,
-                    payload,
-                    fref,
-                    &mut start,
-                    &mut |_| UdpSession::default(),
-                    &mut |f| Self::udp_finished(done, now, f),
-                );
+                self.udp
+                    .datagram(src, dst, pkt.vlan, payload, fref, &mut start, &mut |_| {
+                        UdpSession::default()
+                    });
+                if let Some((_, udp_clock)) = &mut self.clocks {
+                    if udp_clock.due(now) {
+                        self.sweep(true, now);
+                    }
+                }
             }
         }
     }
@@ -412,11 +442,11 @@ pub struct StreamRun {
 }
 
 /// Frames between checks of what can be released.
-const RELEASE_CHECK_FRAMES: u64 = 4096;
+pub(crate) const RELEASE_CHECK_FRAMES: u64 = 4096;
 
 /// Results held before release, keyed by first frame, and the logic that releases them in
 /// first-frame order.
-struct Holder<'e> {
+pub(crate) struct Holder<'e> {
     held: std::collections::BTreeMap<u64, Finished>,
     hold: usize,
     emit: &'e mut dyn FnMut(Finished) -> std::io::Result<()>,
@@ -424,9 +454,49 @@ struct Holder<'e> {
     released_early: bool,
 }
 
-impl Holder<'_> {
+impl<'e> Holder<'e> {
+    /// Holds at most about `hold` results before releasing early.
+    pub(crate) fn new(
+        hold: usize,
+        emit: &'e mut dyn FnMut(Finished) -> std::io::Result<()>,
+    ) -> Self {
+        Holder {
+            held: std::collections::BTreeMap::new(),
+            hold,
+            emit,
+            failed: None,
+            released_early: false,
+        }
+    }
+
+    /// Keeps a finished result until it can be released in order.
+    pub(crate) fn insert(&mut self, item: Finished) {
+        self.held.insert(item.first_frame(), item);
+    }
+
+    /// Past the hold limit, releases the results of connections that started before
+    /// `live` (the first frame of every connection still open).
+    pub(crate) fn relieve(&mut self, live: u64) {
+        if self.held.len() <= self.hold {
+            return;
+        }
+        self.released_early = true;
+        self.release_below(live);
+        // A connection open since long ago would hold everything back: past four times
+        // the limit, release the oldest results anyway (its own comes out later).
+        if self.held.len() > self.hold.saturating_mul(4) {
+            let cut = self.held.keys().nth(self.held.len() - self.hold).copied();
+            self.release_below(cut.unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Whether results were released before the end.
+    pub(crate) fn released_early(&self) -> bool {
+        self.released_early
+    }
+
     /// Releases, in first-frame order, every held result that started before `below`.
-    fn release_below(&mut self, below: u64) {
+    pub(crate) fn release_below(&mut self, below: u64) {
         let keep = self.held.split_off(&below);
         let ready = std::mem::replace(&mut self.held, keep);
         if ready.is_empty() {
@@ -476,15 +546,12 @@ pub fn stream_path(
     hold: usize,
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
+    if config.workers > 1 && worth_splitting(path) {
+        return crate::parallel::stream_path_parallel(path, config, hold, emit);
+    }
     let pending: std::cell::RefCell<Vec<Diagnosed>> = std::cell::RefCell::new(Vec::new());
     let mut analyzer = Analyzer::new(config.clone(), |d| pending.borrow_mut().push(d));
-    let mut holder = Holder {
-        held: std::collections::BTreeMap::new(),
-        hold,
-        emit,
-        failed: None,
-        released_early: false,
-    };
+    let mut holder = Holder::new(hold, emit);
     let mut sink = StreamSink {
         analyzer: &mut analyzer,
         pending: &pending,
@@ -501,22 +568,26 @@ pub fn stream_path(
     let udp = std::mem::take(&mut analyzer.udp_done);
     drop(analyzer);
     for d in pending.take() {
-        holder
-            .held
-            .insert(d.record.meta.first.number, Finished::Tcp(Box::new(d)));
+        holder.insert(Finished::Tcp(Box::new(d)));
     }
     for u in udp {
-        holder
-            .held
-            .insert(u.meta.first.number, Finished::Udp(Box::new(u)));
+        holder.insert(Finished::Udp(Box::new(u)));
     }
     holder.release_below(u64::MAX);
     StreamRun {
         capture,
         error,
         stats,
-        released_early: holder.released_early,
+        released_early: holder.released_early(),
     }
+}
+
+/// Files at least this big (and stdin) are split across workers when more than one is
+/// allowed; smaller ones are not worth the threads.
+pub const SPLIT_FILE_BYTES: u64 = 32 << 20;
+
+fn worth_splitting(path: &str) -> bool {
+    path == "-" || std::fs::metadata(path).is_ok_and(|m| m.len() >= SPLIT_FILE_BYTES)
 }
 
 /// Feeds frames to the analyzer and moves finished results into the holder.
@@ -535,31 +606,13 @@ impl<F: FnMut(Diagnosed)> FrameSink for StreamSink<'_, '_, F> {
             return;
         }
         for d in self.pending.borrow_mut().drain(..) {
-            self.holder
-                .held
-                .insert(d.record.meta.first.number, Finished::Tcp(Box::new(d)));
+            self.holder.insert(Finished::Tcp(Box::new(d)));
         }
         for u in self.analyzer.udp_done.drain(..) {
-            self.holder
-                .held
-                .insert(u.meta.first.number, Finished::Udp(Box::new(u)));
+            self.holder.insert(Finished::Udp(Box::new(u)));
         }
-        if self.holder.held.len() > self.holder.hold {
-            let live = self.analyzer.min_live_first().unwrap_or(u64::MAX);
-            self.holder.released_early = true;
-            self.holder.release_below(live);
-            // A connection open since long ago would hold everything back: past four times
-            // the limit, release the oldest results anyway (its own comes out later).
-            if self.holder.held.len() > self.holder.hold.saturating_mul(4) {
-                let cut = self
-                    .holder
-                    .held
-                    .keys()
-                    .nth(self.holder.held.len() - self.holder.hold)
-                    .copied();
-                self.holder.release_below(cut.unwrap_or(u64::MAX));
-            }
-        }
+        let live = self.analyzer.min_live_first().unwrap_or(u64::MAX);
+        self.holder.relieve(live);
     }
 
     fn secrets(&mut self, secrets_type: u32, data: &[u8]) {

@@ -139,6 +139,35 @@ pub struct ConnMeta {
     pub saw_syn: bool,
 }
 
+/// When to sweep a table for expired connections: at the first frame more than a second of
+/// capture time after the last sweep. The pipeline keeps one per table (TCP, UDP) and ticks
+/// it on every frame of that transport, so a capture split across threads can replay the
+/// same sweeps in every worker.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepClock {
+    last: Timestamp,
+}
+
+impl Default for SweepClock {
+    fn default() -> Self {
+        SweepClock {
+            last: Timestamp(i64::MIN),
+        }
+    }
+}
+
+impl SweepClock {
+    /// Whether a sweep is due at `now` (and if so, it counts as done).
+    pub fn due(&mut self, now: Timestamp) -> bool {
+        if now.nanos_since(self.last) > 1_000_000_000 {
+            self.last = now;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Most evidence frames kept per kind.
 pub const MAX_FRAMES_PER_KIND: usize = 16;
 

@@ -151,7 +151,6 @@ pub struct FlowTable<O> {
     /// Boxed: a connection is a few KiB, and the map's slack and growth then cost only
     /// a pointer per slot.
     conns: super::FlowMap<Key, Box<Conn<O>>>,
-    last_sweep: Timestamp,
     /// Connections created so far.
     pub created: u64,
     /// Connections evicted because the table was full ([`FlowConfig::max_connections`]).
@@ -164,7 +163,6 @@ impl<O: ConnectionObserver> FlowTable<O> {
         FlowTable {
             config,
             conns: super::FlowMap::default(),
-            last_sweep: Timestamp(i64::MIN),
             created: 0,
             evicted: 0,
         }
@@ -208,9 +206,6 @@ impl<O: ConnectionObserver> FlowTable<O> {
             };
             if !reuse {
                 Self::update(c, src, seg, frame);
-                if frame.ts.nanos_since(self.last_sweep) > 1_000_000_000 {
-                    self.sweep(frame.ts, done);
-                }
                 return;
             }
             if let Some(old) = self.conns.remove(&k) {
@@ -261,9 +256,6 @@ impl<O: ConnectionObserver> FlowTable<O> {
             return;
         };
         Self::update(c, src, seg, frame);
-        if frame.ts.nanos_since(self.last_sweep) > 1_000_000_000 {
-            self.sweep(frame.ts, done);
-        }
     }
 
     /// Makes room for one more connection: evicts the connections whose client stream is
@@ -461,8 +453,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
     }
 
     /// Finishes closed connections quiet for the linger time and open ones idle too long.
+    /// The caller decides when (see [`super::SweepClock`]).
     pub fn sweep(&mut self, now: Timestamp, done: &mut dyn FnMut(FinishedConnection<O>)) {
-        self.last_sweep = now;
         let (idle, linger) = (self.config.idle_timeout_ns, self.config.closed_linger_ns);
         let expired: Vec<(Key, FinishReason)> = self
             .conns

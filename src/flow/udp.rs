@@ -50,7 +50,6 @@ struct Flow<O> {
 pub struct UdpTable<O> {
     flows: super::FlowMap<(SocketAddr, SocketAddr), Flow<O>>,
     idle_ns: i64,
-    last_sweep: Timestamp,
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
@@ -67,7 +66,6 @@ impl<O: DatagramObserver> UdpTable<O> {
         UdpTable {
             flows: super::FlowMap::default(),
             idle_ns,
-            last_sweep: Timestamp(i64::MIN),
         }
     }
 
@@ -83,7 +81,6 @@ impl<O: DatagramObserver> UdpTable<O> {
         frame: FrameRef,
         start: &mut dyn FnMut(&[u8]) -> Option<bool>,
         new_observer: &mut dyn FnMut(&UdpMeta) -> O,
-        done: &mut dyn FnMut(FinishedUdp<O>),
     ) {
         let k = key(src, dst);
         if let std::collections::hash_map::Entry::Vacant(slot) = self.flows.entry(k) {
@@ -121,14 +118,10 @@ impl<O: DatagramObserver> UdpTable<O> {
             }
             f.observer.datagram(dir, payload, frame);
         }
-        if frame.ts.nanos_since(self.last_sweep) > 1_000_000_000 {
-            self.sweep(frame.ts, done);
-        }
     }
 
-    /// Finishes flows idle at `now`.
+    /// Finishes flows idle at `now`; the caller decides when (see [`super::SweepClock`]).
     pub fn sweep(&mut self, now: Timestamp, done: &mut dyn FnMut(FinishedUdp<O>)) {
-        self.last_sweep = now;
         let idle = self.idle_ns;
         let expired: Vec<_> = self
             .flows

@@ -214,6 +214,62 @@ fn one_capture_split_across_threads_gives_the_same_verdicts() {
     }
 }
 
+#[path = "../../benches/gen_capture.rs"]
+#[allow(dead_code, clippy::all)]
+mod gen;
+
+#[test]
+fn a_split_capture_matches_one_thread_and_streams_with_a_tiny_hold_without_loss() {
+    use rdpdiag::parallel::stream_path_parallel;
+    use rdpdiag::pipeline::{analyze_path, AnalyzeConfig, Finished};
+    use rdpdiag::report::{ConnectionReport, ReportOptions};
+    // Several chunks of many concurrent connections (the benchmark's generator, 6 MB).
+    let path = std::env::temp_dir().join(format!("rdpdiag-split-{}.pcap", std::process::id()));
+    gen::generate(&path, 6, 7).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let opts = ReportOptions::default();
+    let line = |d: &rdpdiag::pipeline::Diagnosed| {
+        serde_json::to_string(&ConnectionReport::new("x", d, opts)).unwrap()
+    };
+    let collected = analyze_path(&path, &AnalyzeConfig::default());
+    assert!(collected.connections.len() > 20);
+    let want: Vec<String> = collected.connections.iter().map(line).collect();
+    for workers in [2, 3] {
+        // Collected: the same results in the same order.
+        let split =
+            rdpdiag::parallel::analyze_path_parallel(&path, &AnalyzeConfig::default(), workers);
+        let lines: Vec<String> = split.connections.iter().map(line).collect();
+        assert!(lines == want, "{workers} workers: collected results differ");
+        assert_eq!(split.stats.frames, collected.stats.frames);
+        assert_eq!(split.stats.decoded, collected.stats.decoded);
+        assert_eq!(split.stats.tcp_connections, collected.stats.tcp_connections);
+        assert_eq!(split.stats.last_ts, collected.stats.last_ts);
+        // Streamed with a hold of one result: released early, nothing lost or changed (the
+        // order then is only by first frame among what was released together).
+        let config = AnalyzeConfig {
+            workers,
+            ..AnalyzeConfig::default()
+        };
+        let mut got = Vec::new();
+        let mut keep = |item: Finished| {
+            if let Finished::Tcp(d) = item {
+                got.push(line(&d));
+            }
+            Ok(())
+        };
+        let run = stream_path_parallel(&path, &config, 1, &mut keep);
+        assert!(run.released_early, "results were all held to the end");
+        let mut sorted_want = want.clone();
+        sorted_want.sort();
+        got.sort();
+        assert!(
+            got == sorted_want,
+            "{workers} workers: streamed results differ"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn streamed_jsonl_equals_the_collected_analysis() {
     use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
