@@ -6,7 +6,8 @@
 # (a) builds rdpdiag and the generator (release), (b) generates
 # benches/data/bench-<SIZE>mb.pcap (seed 1) if missing, (c) runs, one after the other, on a
 # warm page cache, each under /usr/bin/time:
-#   rdpdiag analyze --format jsonl FILE
+#   rdpdiag analyze -j 1 --format jsonl FILE     (one thread)
+#   rdpdiag analyze -j 2 --format jsonl FILE     (the file split across two workers)
 #   tcpdump -r FILE -w /dev/null 'tcp port 3389 or icmp'
 #   tshark -r FILE -Y 'rdp or tls.alert_message or tcp.flags.reset==1 or icmp' -d tcp.port==3389,tls
 # with output to /dev/null, and prints seconds, MB/s (10^6 bytes of capture per second),
@@ -53,7 +54,8 @@ run() { # name, command...
     echo "$name $(tail -n1 "$RESULTS.t")" >>"$RESULTS"
 }
 
-run rdpdiag target/release/rdpdiag analyze --format jsonl "$FILE"
+run rdpdiag-j1 target/release/rdpdiag analyze -j 1 --format jsonl "$FILE"
+run rdpdiag-j2 target/release/rdpdiag analyze -j 2 --format jsonl "$FILE"
 run tcpdump tcpdump -r "$FILE" -w /dev/null 'tcp port 3389 or icmp'
 run tshark tshark -r "$FILE" -Y 'rdp or tls.alert_message or tcp.flags.reset==1 or icmp' -d tcp.port==3389,tls
 
@@ -64,9 +66,9 @@ echo
 awk -v bytes="$BYTES" '
     { name[NR] = $1; secs[NR] = $2; kb[NR] = $3 }
     END {
-        printf "%-8s %9s %10s %13s %16s\n", "tool", "seconds", "MB/s", "peak RSS MB", "time / rdpdiag"
+        printf "%-11s %9s %10s %13s %19s\n", "tool", "seconds", "MB/s", "peak RSS MB", "time / rdpdiag-j1"
         for (i = 1; i <= NR; i++) {
             s = secs[i] > 0 ? secs[i] : 0.01
-            printf "%-8s %9.2f %10.0f %13.1f %15.1fx\n", name[i], secs[i], bytes / 1e6 / s, kb[i] / 1024, s / (secs[1] > 0 ? secs[1] : 0.01)
+            printf "%-11s %9.2f %10.0f %13.1f %18.1fx\n", name[i], secs[i], bytes / 1e6 / s, kb[i] / 1024, s / (secs[1] > 0 ? secs[1] : 0.01)
         }
     }' "$RESULTS"

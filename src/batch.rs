@@ -6,8 +6,6 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead};
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use crate::pipeline::{analyze_path, AnalyzeConfig, FileAnalysis};
 
 /// Files at least this large are split across threads when there are fewer files than threads.
@@ -195,8 +193,9 @@ pub fn connection_hash<T: Hash + Ord>(a: T, b: T) -> u64 {
 }
 
 /// Analyses `paths` in parallel, calling `emit` for each file's analysis strictly in input
-/// order as soon as it and every file before it are done. At most `window` analyses are
-/// held at once, so memory stays bounded on long batches.
+/// order as soon as it and every file before it are done. The calling thread only emits
+/// (formatting output while the pool goes on with the next files); at most `window`
+/// analyses are in flight or waiting to be emitted, so memory stays bounded on long batches.
 pub fn analyze_in_order(
     pool: &rayon::ThreadPool,
     paths: &[String],
@@ -205,31 +204,48 @@ pub fn analyze_in_order(
     on_done: &(dyn Fn(&str) + Sync),
     emit: &mut dyn FnMut(FileAnalysis) -> io::Result<()>,
 ) -> io::Result<()> {
-    for chunk in paths.chunks(window.max(1)) {
-        let threads = pool.current_num_threads();
-        // Fewer files than threads: split each large file across the threads instead.
-        let split = paths.len() < threads;
-        let results: Vec<FileAnalysis> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|p| {
-                    let a = if split {
-                        let mut cfg = config.clone();
-                        cfg.workers = threads;
-                        analyze_path(p, &cfg)
-                    } else {
-                        analyze_path(p, config)
-                    };
-                    on_done(p);
-                    a
-                })
-                .collect()
-        });
-        for r in results {
-            emit(r)?;
+    let threads = pool.current_num_threads();
+    // Fewer files than threads: split each large file across the threads instead.
+    let split_config = (paths.len() < threads).then(|| AnalyzeConfig {
+        workers: threads,
+        ..config.clone()
+    });
+    let config = split_config.as_ref().unwrap_or(config);
+    let window = window.max(1);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, FileAnalysis)>();
+    pool.in_place_scope(|scope| {
+        let mut waiting: std::collections::BTreeMap<usize, FileAnalysis> = Default::default();
+        let (mut dispatched, mut emitted) = (0usize, 0usize);
+        let mut failed: Option<io::Error> = None;
+        while emitted < paths.len() {
+            while dispatched < paths.len() && dispatched - emitted < window {
+                let (i, tx) = (dispatched, tx.clone());
+                if let Some(p) = paths.get(i) {
+                    scope.spawn(move |_| {
+                        let a = analyze_path(p, config);
+                        on_done(p);
+                        let _ = tx.send((i, a));
+                    });
+                }
+                dispatched += 1;
+            }
+            let Ok((i, a)) = rx.recv() else { break };
+            waiting.insert(i, a);
+            while let Some(a) = waiting.remove(&emitted) {
+                emitted += 1;
+                if let Err(e) = emit(a) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            // After a write error (a closed pipe) nothing more is started; the analyses
+            // under way finish and are dropped.
+            if failed.is_some() {
+                break;
+            }
         }
-    }
-    Ok(())
+        failed.map_or(Ok(()), Err)
+    })
 }
 
 #[cfg(test)]

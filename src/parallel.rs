@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::capture::{self, ChunkSink, FrameSink, FrameSlot, Timestamp};
-use crate::decode::{self, Transport};
+use crate::decode;
 use crate::flow::SweepClock;
 use crate::pipeline::{
-    share_of, AnalyzeConfig, AnalyzeStats, Analyzer, Diagnosed, Finished, Holder, StreamRun,
-    RELEASE_CHECK_FRAMES,
+    share_of, share_of_endpoints, AnalyzeConfig, AnalyzeStats, Analyzer, Diagnosed, Finished,
+    Holder, StreamRun, RELEASE_CHECK_FRAMES,
 };
 
 /// Chunks queued per worker before the reader waits (bounds memory: ~1 MiB each).
@@ -32,8 +32,8 @@ const QUEUE_PER_WORKER: usize = 8;
 enum Work {
     /// A frame of one of its connections.
     Frame(FrameSlot),
-    /// Sweep the TCP (`udp` false) or UDP table at this time.
-    Sweep { udp: bool, ts: Timestamp },
+    /// Sweep the tables at this time.
+    Sweep(Timestamp),
 }
 
 /// From the reader to a worker.
@@ -96,7 +96,7 @@ pub fn stream_path_parallel(
         let mut dispatch = Dispatch {
             senders,
             per_worker: vec![Vec::new(); n],
-            clocks: (SweepClock::default(), SweepClock::default()),
+            clock: SweepClock::default(),
             bounds: vec![0; n],
             results: &result_rx,
             holder: &mut holder,
@@ -157,8 +157,8 @@ fn merge_stats(total: &mut AnalyzeStats, part: &AnalyzeStats, first: bool) {
 struct Dispatch<'h, 'e> {
     senders: Vec<SyncSender<ToWorker>>,
     per_worker: Vec<Vec<Work>>,
-    /// TCP and UDP sweep clocks, ticked as a single analyzer would.
-    clocks: (SweepClock, SweepClock),
+    /// The sweep clock, ticked as a single analyzer's is.
+    clock: SweepClock,
     /// Per worker, the first frame of any result it may still send.
     bounds: Vec<u64>,
     results: &'h Receiver<FromWorker>,
@@ -191,12 +191,6 @@ impl Dispatch<'_, '_> {
             }
         }
     }
-
-    fn broadcast_sweep(&mut self, udp: bool, ts: Timestamp) {
-        for w in &mut self.per_worker {
-            w.push(Work::Sweep { udp, ts });
-        }
-    }
 }
 
 impl ChunkSink for Dispatch<'_, '_> {
@@ -208,22 +202,21 @@ impl ChunkSink for Dispatch<'_, '_> {
                 (a.min(slot.ts), b.max(slot.ts))
             }));
             let frame = slot.frame(chunk);
-            let (worker, sweep) = match decode::decode(frame.linktype, frame.data) {
-                Some(pkt) => {
-                    let sweep = match pkt.transport {
-                        Transport::Tcp(_) => self.clocks.0.due(slot.ts).then_some(false),
-                        Transport::Udp { .. } => self.clocks.1.due(slot.ts).then_some(true),
-                        Transport::IcmpError(_) => None,
-                    };
-                    (share_of(&pkt, n) as usize, sweep)
+            // Most frames: endpoints at fixed offsets; the rest (ICMP errors quoting a
+            // connection, IPv6 extension headers...) fully decoded.
+            let worker = match decode::tcp_udp_endpoints(frame.linktype, frame.data) {
+                Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), n),
+                None => {
+                    decode::decode(frame.linktype, frame.data).map_or(0, |pkt| share_of(&pkt, n))
                 }
-                None => (0, None),
             };
-            if let Some(w) = self.per_worker.get_mut(worker) {
+            if let Some(w) = self.per_worker.get_mut(worker as usize) {
                 w.push(Work::Frame(*slot));
             }
-            if let Some(udp) = sweep {
-                self.broadcast_sweep(udp, slot.ts);
+            if self.clock.due(slot.ts) {
+                for w in &mut self.per_worker {
+                    w.push(Work::Sweep(slot.ts));
+                }
             }
         }
         let last_frame = frames.last().map_or(0, |f| f.number);
@@ -283,7 +276,7 @@ fn run_worker(
                 for w in &work {
                     match w {
                         Work::Frame(slot) => analyzer.frame(&slot.frame(&data)),
-                        Work::Sweep { udp, ts } => analyzer.sweep(*udp, *ts),
+                        Work::Sweep(ts) => analyzer.sweep(*ts),
                     }
                 }
                 if let Some((a, b)) = span {

@@ -4,7 +4,7 @@
 //! later); each finished RDP connection is diagnosed and handed to a callback at once, so
 //! memory is bounded by live connections, not by the capture.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use crate::capture::{self, CaptureError, CaptureSummary, Frame, FrameSink, Timestamp};
@@ -70,30 +70,38 @@ pub struct AnalyzeStats {
 /// Which of `n` shares a packet's connection belongs to: a symmetric hash of its endpoints
 /// (for an ICMP error, of the endpoints it quotes), stable across threads.
 pub fn share_of(pkt: &decode::Packet<'_>, n: u32) -> u32 {
-    use std::hash::BuildHasher;
-    let ends = match &pkt.transport {
-        Transport::Tcp(s) => (
-            SocketAddr::new(pkt.src, s.src_port),
-            SocketAddr::new(pkt.dst, s.dst_port),
-        ),
+    match &pkt.transport {
+        Transport::Tcp(s) => share_of_endpoints((pkt.src, s.src_port), (pkt.dst, s.dst_port), n),
         Transport::Udp {
             src_port, dst_port, ..
-        } => (
-            SocketAddr::new(pkt.src, *src_port),
-            SocketAddr::new(pkt.dst, *dst_port),
+        } => share_of_endpoints((pkt.src, *src_port), (pkt.dst, *dst_port), n),
+        Transport::IcmpError(e) => share_of_endpoints(
+            (e.quoted_src, e.quoted_src_port),
+            (e.quoted_dst, e.quoted_dst_port),
+            n,
         ),
-        Transport::IcmpError(e) => (
-            SocketAddr::new(e.quoted_src, e.quoted_src_port),
-            SocketAddr::new(e.quoted_dst, e.quoted_dst_port),
-        ),
-    };
-    let key = if ends.0 <= ends.1 {
-        ends
-    } else {
-        (ends.1, ends.0)
-    };
-    (crate::flow::FlowHashBuilder::with_seed(0x0072_6470_6469_6167).hash_one(key)
-        % u64::from(n.max(1))) as u32
+    }
+}
+
+/// [`share_of`] from the two endpoints, in either order.
+pub fn share_of_endpoints(a: (IpAddr, u16), b: (IpAddr, u16), n: u32) -> u32 {
+    fn code((ip, port): (IpAddr, u16)) -> u64 {
+        match ip {
+            IpAddr::V4(v4) => (u64::from(u32::from(v4)) << 16) | u64::from(port),
+            IpAddr::V6(v6) => {
+                let x = u128::from(v6);
+                ((x as u64) ^ ((x >> 64) as u64)).rotate_left(16) ^ u64::from(port)
+            }
+        }
+    }
+    let (x, y) = (code(a), code(b));
+    let (lo, hi) = if x <= y { (x, y) } else { (y, x) };
+    // splitmix64's finalizer over both codes.
+    let mut z = lo.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hi;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % u64::from(n.max(1))) as u32
 }
 
 /// One diagnosed RDP-over-UDP transport.
@@ -128,9 +136,9 @@ pub struct Analyzer<F: FnMut(Diagnosed)> {
     pub embedded_secrets: usize,
     /// The keys every session of this analysis decrypts with (`--keylog` plus secrets blocks).
     keys: SharedKeys,
-    /// When the TCP and UDP tables are swept; `None` when a dispatcher sweeps this analyzer
-    /// (a worker of a split capture).
-    clocks: Option<(SweepClock, SweepClock)>,
+    /// When the tables are swept; `None` when a dispatcher sweeps this analyzer (a worker
+    /// of a split capture).
+    clock: Option<SweepClock>,
 }
 
 impl<F: FnMut(Diagnosed)> Analyzer<F> {
@@ -147,29 +155,26 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
             on_done,
             stats: AnalyzeStats::default(),
             embedded_secrets: 0,
-            clocks: Some((SweepClock::default(), SweepClock::default())),
+            clock: Some(SweepClock::default()),
         }
     }
 
     /// An analyzer that never sweeps on its own: its caller replays the sweeps of the whole
     /// capture with [`Analyzer::sweep`] (a worker that sees only some connections).
     pub fn externally_swept(mut self) -> Self {
-        self.clocks = None;
+        self.clock = None;
         self
     }
 
-    /// Sweeps the TCP (or, with `udp`, the UDP) table at `now`, as the sweep clock of a
-    /// single analyzer would have.
-    pub fn sweep(&mut self, udp: bool, now: Timestamp) {
-        if udp {
-            let done = &mut self.udp_done;
-            self.udp
-                .sweep(now, &mut |f| Self::udp_finished(done, now, f));
-        } else {
-            let on_done = &mut self.on_done;
-            self.table
-                .sweep(now, &mut |f| Self::finished(on_done, now, f));
-        }
+    /// Sweeps the TCP and UDP tables at `now` (expiring closed and idle connections), as
+    /// the sweep clock of a single analyzer does.
+    pub fn sweep(&mut self, now: Timestamp) {
+        let done = &mut self.udp_done;
+        self.udp
+            .sweep(now, &mut |f| Self::udp_finished(done, now, f));
+        let on_done = &mut self.on_done;
+        self.table
+            .sweep(now, &mut |f| Self::finished(on_done, now, f));
     }
 
     /// Counts `ts` as seen in the capture (a worker learns the capture's time span from the
@@ -273,6 +278,22 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
 
 impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
     fn frame(&mut self, frame: &Frame<'_>) {
+        self.analyze_frame(frame);
+        if let Some(clock) = &mut self.clock {
+            if clock.due(frame.ts) {
+                self.sweep(frame.ts);
+            }
+        }
+    }
+
+    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        self.secrets_block(secrets_type, data);
+    }
+}
+
+impl<F: FnMut(Diagnosed)> Analyzer<F> {
+    /// One frame through decode, the flow tables and the sessions.
+    fn analyze_frame(&mut self, frame: &Frame<'_>) {
         self.stats.frames += 1;
         self.stats.first_ts.get_or_insert(frame.ts);
         self.stats.last_ts = Some(self.stats.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
@@ -311,11 +332,6 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                     .tcp(src, dst, pkt.vlan, seg, fref, &mut new_session, &mut |f| {
                         Self::finished(on_done, now, f)
                     });
-                if let Some((tcp_clock, _)) = &mut self.clocks {
-                    if tcp_clock.due(now) {
-                        self.sweep(false, now);
-                    }
-                }
             }
             Transport::IcmpError(e) => self.table.icmp(e, pkt.src, fref),
             Transport::Udp {
@@ -335,21 +351,16 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
                         None
                     }
                 };
-                let now = frame.ts;
                 self.udp
                     .datagram(src, dst, pkt.vlan, payload, fref, &mut start, &mut |_| {
                         UdpSession::default()
                     });
-                if let Some((_, udp_clock)) = &mut self.clocks {
-                    if udp_clock.due(now) {
-                        self.sweep(true, now);
-                    }
-                }
             }
         }
     }
 
-    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
+    /// Adds the keys of a pcapng Decryption Secrets Block.
+    fn secrets_block(&mut self, secrets_type: u32, data: &[u8]) {
         self.embedded_secrets += data
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())

@@ -139,10 +139,9 @@ pub struct ConnMeta {
     pub saw_syn: bool,
 }
 
-/// When to sweep a table for expired connections: at the first frame more than a second of
-/// capture time after the last sweep. The pipeline keeps one per table (TCP, UDP) and ticks
-/// it on every frame of that transport, so a capture split across threads can replay the
-/// same sweeps in every worker.
+/// When to sweep the tables for expired connections: at the first frame more than a second
+/// of capture time after the last sweep. The pipeline ticks it on every frame (whatever it
+/// carries), so a capture split across threads replays the same sweeps in every worker.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepClock {
     last: Timestamp,
