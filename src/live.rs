@@ -32,6 +32,7 @@ pub fn run(args: &LiveArgs) -> ExitCode {
 
 #[cfg(feature = "live")]
 mod imp {
+    use std::collections::VecDeque;
     use std::fs::File;
     use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
     use std::process::ExitCode;
@@ -43,7 +44,7 @@ mod imp {
         check_filter, default_filter, list_devices, LiveError, LiveSource, LiveStats, PcapngWriter,
         SNAPLEN,
     };
-    use crate::capture::{FrameSink, LinkType, Timestamp};
+    use crate::capture::{Frame, FrameSink, LinkType, Timestamp};
     use crate::cli::{FormatArg, LiveArgs};
     use crate::diagnose::Outcome;
     use crate::flow::FinishReason;
@@ -57,6 +58,74 @@ mod imp {
     const CLOSED_LINGER_NS: i64 = 2_000_000_000;
     /// pcapng secrets type of a TLS key log.
     const TLS_KEY_LOG: u32 = 0x544c_534b;
+    /// With --keylog, how long frames wait before analysis so that the key-log lines a client
+    /// writes while it connects are read first (a TLS 1.3 client logs the server's handshake
+    /// secret only after the server's encrypted flight has passed the capture point).
+    const KEY_WAIT: Duration = Duration::from_millis(500);
+    /// Key-log re-reads while frames wait: at most this often (a stat and, when it grew, a read).
+    const KEYLOG_POLL: Duration = Duration::from_millis(20);
+    /// Most bytes of frames waiting for keys; past it the oldest go to analysis at once.
+    const MAX_WAITING_BYTES: usize = 64 << 20;
+
+    /// A captured frame held back until the key log has been re-read.
+    struct HeldFrame {
+        at: Instant,
+        number: u64,
+        ts: Timestamp,
+        linktype: LinkType,
+        data: Vec<u8>,
+        orig_len: u32,
+    }
+
+    impl HeldFrame {
+        fn frame(&self) -> Frame<'_> {
+            Frame {
+                number: self.number,
+                ts: self.ts,
+                linktype: self.linktype,
+                data: &self.data,
+                orig_len: self.orig_len,
+            }
+        }
+    }
+
+    /// Frames waiting for the key log (bounded by [`MAX_WAITING_BYTES`]).
+    #[derive(Default)]
+    struct KeyWait {
+        q: VecDeque<HeldFrame>,
+        bytes: usize,
+    }
+
+    impl KeyWait {
+        fn push(&mut self, f: &Frame<'_>) {
+            self.bytes = self.bytes.saturating_add(f.data.len());
+            self.q.push_back(HeldFrame {
+                at: Instant::now(),
+                number: f.number,
+                ts: f.ts,
+                linktype: f.linktype,
+                data: f.data.to_vec(),
+                orig_len: f.orig_len,
+            });
+        }
+
+        /// Whether the oldest frame has waited long enough (or the queue is too large).
+        fn due(&self, all: bool) -> bool {
+            self.q.front().is_some_and(|h| {
+                all || h.at.elapsed() >= KEY_WAIT || self.bytes > MAX_WAITING_BYTES
+            })
+        }
+
+        /// The oldest frame if it is due.
+        fn pop_due(&mut self, all: bool) -> Option<HeldFrame> {
+            if !self.due(all) {
+                return None;
+            }
+            let h = self.q.pop_front()?;
+            self.bytes = self.bytes.saturating_sub(h.data.len());
+            Some(h)
+        }
+    }
 
     fn wall_now() -> Timestamp {
         let d = SystemTime::now()
@@ -219,6 +288,43 @@ mod imp {
         u64::from(s.dropped) + u64::from(s.if_dropped)
     }
 
+    /// Saves a frame to the --write file; a write error stops saving (exit code 1).
+    fn save_packet<W: Write>(
+        writer: &mut Option<PcapngWriter<W>>,
+        frame: &Frame<'_>,
+        code: &mut ExitCode,
+    ) {
+        if let Some(w) = writer {
+            if let Err(e) = w.packet(frame) {
+                eprintln!("rdpdiag: cannot write the capture file: {e}; no longer saving packets");
+                *writer = None;
+                *code = ExitCode::from(1);
+            }
+        }
+    }
+
+    /// Reads new key-log lines into the analysis' key store and the --write file (as a
+    /// Decryption Secrets Block before the packets they decrypt).
+    fn read_keys<F: FnMut(Diagnosed), W: Write>(
+        k: &mut KeyLogTail,
+        analyzer: &mut Analyzer<F>,
+        writer: &mut Option<PcapngWriter<W>>,
+        code: &mut ExitCode,
+    ) {
+        let lines = k.poll();
+        if lines.is_empty() {
+            return;
+        }
+        analyzer.secrets(TLS_KEY_LOG, &lines);
+        if let Some(w) = writer {
+            if let Err(e) = w.tls_keys(&lines) {
+                eprintln!("rdpdiag: cannot write the capture file: {e}; no longer saving packets");
+                *writer = None;
+                *code = ExitCode::from(1);
+            }
+        }
+    }
+
     pub(super) fn run(args: &LiveArgs) -> io::Result<ExitCode> {
         let stdout = io::stdout();
         let mut out = BufWriter::new(stdout.lock());
@@ -293,12 +399,10 @@ mod imp {
             partial: Vec::new(),
             warned: false,
         });
-        if keylog.is_some() && writer.is_none() {
-            eprintln!(
-                "rdpdiag: note: --keylog keys are embedded in the --write file for Wireshark; \
-                 without --write they are only counted"
-            );
-        }
+        // With a key log, analysis runs KEY_WAIT behind the capture so that keys logged while
+        // a connection's handshake is under way are in the store before its records.
+        let mut waiting = keylog.as_ref().map(|_| KeyWait::default());
+        let mut last_poll = Instant::now();
 
         let stop = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -352,21 +456,28 @@ mod imp {
                 break;
             }
             match source.next_frame() {
-                Ok(Some(frame)) => {
-                    if let Some(w) = &mut writer {
-                        if let Err(e) = w.packet(&frame) {
-                            eprintln!("rdpdiag: cannot write the capture file: {e}; no longer saving packets");
-                            writer = None;
-                            code = ExitCode::from(1);
-                        }
+                Ok(Some(frame)) => match &mut waiting {
+                    Some(q) => q.push(&frame),
+                    None => {
+                        save_packet(&mut writer, &frame, &mut code);
+                        analyzer.frame(&frame);
                     }
-                    analyzer.frame(&frame);
-                }
+                },
                 Ok(None) => {}
                 Err(e) => {
                     eprintln!("rdpdiag: {e}");
                     code = ExitCode::from(1);
                     break;
+                }
+            }
+            if let (Some(q), Some(k)) = (&mut waiting, &mut keylog) {
+                if q.due(false) && last_poll.elapsed() >= KEYLOG_POLL {
+                    last_poll = Instant::now();
+                    read_keys(k, &mut analyzer, &mut writer, &mut code);
+                    while let Some(h) = q.pop_due(false) {
+                        save_packet(&mut writer, &h.frame(), &mut code);
+                        analyzer.frame(&h.frame());
+                    }
                 }
             }
             printer.finished(&rx)?;
@@ -396,17 +507,7 @@ mod imp {
                 }
             }
             if let Some(k) = &mut keylog {
-                let lines = k.poll();
-                if !lines.is_empty() {
-                    analyzer.secrets(TLS_KEY_LOG, &lines);
-                    if let Some(w) = &mut writer {
-                        if let Err(e) = w.tls_keys(&lines) {
-                            eprintln!("rdpdiag: cannot write the capture file: {e}; no longer saving packets");
-                            writer = None;
-                            code = ExitCode::from(1);
-                        }
-                    }
-                }
+                read_keys(k, &mut analyzer, &mut writer, &mut code);
             }
             if let Some(w) = &mut writer {
                 if let Err(e) = w.flush() {
@@ -419,6 +520,14 @@ mod imp {
             }
         }
 
+        // Frames still waiting for keys: one last read of the key log, then all of them.
+        if let (Some(q), Some(k)) = (&mut waiting, &mut keylog) {
+            read_keys(k, &mut analyzer, &mut writer, &mut code);
+            while let Some(h) = q.pop_due(true) {
+                save_packet(&mut writer, &h.frame(), &mut code);
+                analyzer.frame(&h.frame());
+            }
+        }
         // Every connection still open gets its verdict as of now.
         analyzer.tick(wall_now());
         analyzer.finish();

@@ -107,13 +107,13 @@ causes! {
     "The client stopped NLA before authenticating: a credentials prompt that was cancelled, a CredSSP 'encryption oracle remediation' policy mismatch between patched and unpatched machines, or an untrusted server identity. Check the client-side message and the AllowEncryptionOracle policy on both sides.";
     "mcs_connect_rejected" => "the server rejected the MCS Connect Initial",
     "The server refused the client's settings (channels, resolution, encryption method): check client and server encryption levels (FIPS) and the server's event logs.";
-    "server_closed_during_setup" => "the server closed the connection during the RDP connection sequence",
+    "server_closed_during_setup" => "the server closed the connection during the RDP connection sequence (phase `mcs_connect`, `licensing` or `capabilities`)",
     "The server ended the connection before the session started: check licensing (RD Licensing server reachable, CALs), the user's right to log on through Remote Desktop Services, session limits and the server's RemoteDesktopServices event logs.";
-    "client_closed_during_setup" => "the client closed the connection during the RDP connection sequence",
+    "client_closed_during_setup" => "the client closed the connection during the RDP connection sequence (phase `mcs_connect`, `licensing` or `capabilities`)",
     "The client gave up before the session started: see the client's error message; decryption with a key log shows the last PDU exchanged.";
-    "licensing_failed" => "RDP licensing failed",
+    "licensing_failed" => "RDP licensing failed: a License Error Alert other than STATUS_VALID_CLIENT, or Set Error Info ERRINFO_LICENSE_* (no license server, no CAL), normally in phase `licensing`",
     "Make sure an RD Licensing server is configured and reachable with available CALs (0x101/0x102), or that the deployment is within its grace period.";
-    "server_error_info" => "the server reported an error (Set Error Info) and disconnected",
+    "server_error_info" => "the server reported an error (Set Error Info) and disconnected, in the session or in the phase of the connection sequence it reached",
     "See the errorInfo code in the summary: it is the 'extended error code' the client shows.";
     "session_ended_normally" => "the session ended by the user's own logoff or disconnect",
     "Nothing to fix.";

@@ -28,14 +28,15 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
     let d = &s.details;
     let t = &d.tls;
     let m = &d.mcs;
-    // Standard RDP Security: the session starts when the server goes on after Client Info
-    // (licensing, capabilities, graphics); a disconnect right after it is still setup.
-    if m.server_pdus_after_info > 0
-        || m.licensing_pdus > 0
-        || m.fastpath_pdus.iter().any(|n| *n > 0)
-        || m.set_error_info.is_some()
-    {
+    // The connection sequence after Client Info (MS-RDPBCGR 1.3.1.1), seen in clear
+    // (Standard RDP Security), decrypted, or placed by order and size when RC4-encrypted:
+    // licensing, then the capabilities exchange (Demand / Confirm Active), then the
+    // connection finalization, which starts the session; fast-path PDUs are session data.
+    if m.fastpath_pdus.iter().any(|n| *n > 0) {
         return (Phase::RdpSession, false);
+    }
+    if m.finalization.is_some() {
+        return (Phase::RdpSession, m.finalization_inferred);
     }
     let app_total = t.app_records[0] + t.app_records[1];
     let tls_started = t.client_hello.is_some() || app_total > 0;
@@ -45,10 +46,21 @@ pub fn furthest_phase(meta: &ConnMeta, tcp: &TcpStats, s: &SessionRecord) -> (Ph
     // (MCS, channel joins, Client Info, licensing, capabilities) takes many more.
     let many_records = t.client_data_records() >= SESSION_CLIENT_RECORDS
         && t.server_data_records() >= SESSION_SERVER_RECORDS;
+    // With every application record decrypted the sequence above is exact: no inference.
+    let all_decrypted = d.decrypt.failures == 0
+        && d.decrypt.decrypted()
+        && (0..2).all(|i| d.decrypt.records.get(i) >= t.app_records.get(i));
     if tls_up
+        && !all_decrypted
         && ((t.app_bytes[1] >= SESSION_BYTES_S2C && app_total >= SESSION_RECORDS) || many_records)
     {
         return (Phase::RdpSession, true);
+    }
+    if m.demand_active.is_some() || m.confirm_active.is_some() {
+        return (Phase::Capabilities, m.capabilities_inferred);
+    }
+    if m.licensing_pdus > 0 {
+        return (Phase::Licensing, false);
     }
     if m.connect_initial.is_some() || m.connect_response.is_some() {
         return (Phase::McsConnect, false);

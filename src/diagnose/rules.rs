@@ -1257,7 +1257,23 @@ fn credssp(cx: &mut Ctx<'_>) -> Option<Decision> {
     })
 }
 
-/// Connection sequence after negotiation, before the session (MCS, security, licensing).
+/// The last step of the connection sequence reached before the session: the first
+/// licensing PDU, or the Demand / Confirm Active (read or inferred).
+fn sequence_step<'a>(cx: &Ctx<'a>) -> Option<&'a Event> {
+    match cx.phase {
+        Phase::Licensing => cx.find(|e| matches!(e.kind, EventKind::Licensing { .. })),
+        Phase::Capabilities => cx.r.session.timeline.iter().rev().find(|e| match &e.kind {
+            EventKind::ShareControl { name } | EventKind::InferredPdu { name, .. } => {
+                matches!(*name, "Demand Active" | "Confirm Active")
+            }
+            _ => false,
+        }),
+        _ => None,
+    }
+}
+
+/// Connection sequence after negotiation, before the session (MCS, security, licensing,
+/// capabilities).
 fn setup(cx: &mut Ctx<'_>) -> Decision {
     let det = &cx.r.session.details;
     if let Some(cr) = &det.mcs.connect_response {
@@ -1285,6 +1301,16 @@ fn setup(cx: &mut Ctx<'_>) -> Decision {
     cx.ev_first(|e| matches!(e.kind, EventKind::X224Confirm { .. }));
     cx.ev_first(|e| e.kind == EventKind::McsConnectInitial);
     cx.ev_first(|e| matches!(e.kind, EventKind::McsConnectResponse { .. }));
+    if cx.phase >= Phase::Licensing {
+        cx.ev_first(|e| e.kind == EventKind::ClientInfo);
+    }
+    let dur = cx.last_frame().ts.nanos_since(cx.r.meta.first.ts);
+    if let Some(d) = server_reported_error(cx, dur) {
+        return d;
+    }
+    if let Some(ev) = sequence_step(cx) {
+        cx.ev_event(ev);
+    }
     if let Some((dir, reason, f)) = det.mcs.disconnect {
         cx.ev(
             f,
@@ -1342,6 +1368,80 @@ fn setup(cx: &mut Ctx<'_>) -> Decision {
     d
 }
 
+/// errorInfo values of licensing failures (MS-RDPBCGR 2.2.5.1.1 ERRINFO_LICENSE_*).
+const LICENSE_ERROR_INFO: std::ops::RangeInclusive<u32> = 0x100..=0x10A;
+
+/// A Set Error Info the server sent before disconnecting, or a licensing Error Alert other
+/// than STATUS_VALID_CLIENT, in whichever phase it came: `dur` is how long the connection ran.
+/// In the session, the user's own logoff or disconnect is a normal end; before it, any
+/// non-zero errorInfo is the server's refusal.
+fn server_reported_error(cx: &mut Ctx<'_>, dur: i64) -> Option<Decision> {
+    let m = &cx.r.session.details.mcs;
+    let in_session = cx.phase == Phase::RdpSession;
+    let phase = cx.phase.name();
+    if let Some(code) = m.set_error_info.filter(|c| in_session || *c != 0) {
+        let sei = cx.ev_first(|e| matches!(e.kind, EventKind::SetErrorInfo { .. }));
+        cx.key = sei.map(|e| e.frame.number);
+        cx.ev_close();
+        let name = codes::error_info_name(code).unwrap_or("unknown");
+        let desc = codes::error_info_description(code).unwrap_or("");
+        if in_session && USER_ENDED.contains(&code) {
+            let summary = format!("the session ran {} and ended by the user's action: Set Error Info {name} ({code:#x})", secs(dur));
+            return Some(cx.decide(
+                "session_ended_normally",
+                Outcome::Success,
+                EndedBy::Client,
+                End::McsDisconnect,
+                Confidence::Certain,
+                summary,
+            ));
+        }
+        let (cause, when) = if LICENSE_ERROR_INFO.contains(&code) {
+            ("licensing_failed", format!(" during {phase}"))
+        } else if in_session {
+            ("server_error_info", String::new())
+        } else {
+            (
+                "server_error_info",
+                format!(" during {phase}, before the session started"),
+            )
+        };
+        let summary = format!(
+            "the server sent Set Error Info {name} ({code:#x}){when} and disconnected: {desc}"
+        );
+        return Some(cx.decide(
+            cause,
+            Outcome::Failure,
+            EndedBy::Server,
+            End::McsDisconnect,
+            Confidence::Certain,
+            summary,
+        ));
+    }
+    if let Some((code, state)) = m.license_error.filter(|(code, _)| *code != 7) {
+        cx.ev_first(|e| matches!(e.kind, EventKind::Licensing { error: Some(_) }));
+        cx.ev_close();
+        let (by, end) = match cx.first_close() {
+            Some((d, _, e)) => (side(d), e),
+            None => cx.open_end(),
+        };
+        let summary = format!(
+            "licensing failed: the server sent {} ({})",
+            codes::license_error_name(code).unwrap_or("an unknown licensing error"),
+            codes::license_state_name(state).unwrap_or("unknown transition")
+        );
+        return Some(cx.decide(
+            "licensing_failed",
+            Outcome::Failure,
+            by,
+            end,
+            Confidence::Certain,
+            summary,
+        ));
+    }
+    None
+}
+
 /// The session was reached: how did it end?
 fn session(cx: &mut Ctx<'_>) -> Decision {
     let det = &cx.r.session.details;
@@ -1355,56 +1455,8 @@ fn session(cx: &mut Ctx<'_>) -> Decision {
         cx.ev_first(|e| e.kind == EventKind::FastPath);
     }
     let dur = cx.last_frame().ts.nanos_since(cx.r.meta.first.ts);
-    if let Some(code) = m.set_error_info {
-        let sei = cx.ev_first(|e| matches!(e.kind, EventKind::SetErrorInfo { .. }));
-        cx.key = sei.map(|e| e.frame.number);
-        cx.ev_close();
-        let name = codes::error_info_name(code).unwrap_or("unknown");
-        let desc = codes::error_info_description(code).unwrap_or("");
-        if USER_ENDED.contains(&code) {
-            let summary = format!("the session ran {} and ended by the user's action: Set Error Info {name} ({code:#x})", secs(dur));
-            return cx.decide(
-                "session_ended_normally",
-                Outcome::Success,
-                EndedBy::Client,
-                End::McsDisconnect,
-                Confidence::Certain,
-                summary,
-            );
-        }
-        let summary =
-            format!("the server sent Set Error Info {name} ({code:#x}) and disconnected: {desc}");
-        return cx.decide(
-            "server_error_info",
-            Outcome::Failure,
-            EndedBy::Server,
-            End::McsDisconnect,
-            Confidence::Certain,
-            summary,
-        );
-    }
-    if let Some((code, state)) = m.license_error {
-        if code != 7 {
-            cx.ev_first(|e| matches!(e.kind, EventKind::Licensing { error: Some(_) }));
-            cx.ev_close();
-            let (by, end) = match cx.first_close() {
-                Some((d, _, e)) => (side(d), e),
-                None => cx.open_end(),
-            };
-            let summary = format!(
-                "licensing failed: the server sent {} ({})",
-                codes::license_error_name(code).unwrap_or("an unknown licensing error"),
-                codes::license_state_name(state).unwrap_or("unknown transition")
-            );
-            return cx.decide(
-                "licensing_failed",
-                Outcome::Failure,
-                by,
-                end,
-                Confidence::Certain,
-                summary,
-            );
-        }
+    if let Some(d) = server_reported_error(cx, dur) {
+        return d;
     }
     let dpum = m.disconnect;
     let dr = m.x224_disconnect;

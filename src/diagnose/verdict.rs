@@ -21,13 +21,35 @@ pub enum Phase {
     TlsEstablished,
     /// CredSSP (NLA) exchange under way.
     Credssp,
-    /// MCS Connect Initial sent.
+    /// MCS Connect Initial sent: basic settings, channel connection, security commencement,
+    /// Client Info and connect-time auto-detection (MS-RDPBCGR 1.3.1.1 phases 2-6).
     McsConnect,
-    /// The RDP session is running (Client Info, licensing or session data seen or inferred).
+    /// Licensing PDUs exchanged after Client Info (MS-RDPBCGR 1.3.1.1 phase 7, 2.2.1.12).
+    Licensing,
+    /// Capabilities exchange: the server's Demand Active PDU seen or inferred
+    /// (MS-RDPBCGR 1.3.1.1 phase 9, 2.2.1.13).
+    Capabilities,
+    /// The RDP session: connection finalization begun (Synchronize, Control, Font List / Font
+    /// Map, MS-RDPBCGR 1.3.1.1 phase 10) or session data seen or inferred.
     RdpSession,
 }
 
 impl Phase {
+    /// Every phase, in connection order.
+    pub const ALL: [Phase; 11] = [
+        Phase::TcpSyn,
+        Phase::TcpEstablished,
+        Phase::X224Request,
+        Phase::X224Confirm,
+        Phase::TlsHandshake,
+        Phase::TlsEstablished,
+        Phase::Credssp,
+        Phase::McsConnect,
+        Phase::Licensing,
+        Phase::Capabilities,
+        Phase::RdpSession,
+    ];
+
     /// The snake_case name.
     pub fn name(self) -> &'static str {
         match self {
@@ -39,6 +61,8 @@ impl Phase {
             Phase::TlsEstablished => "tls_established",
             Phase::Credssp => "credssp",
             Phase::McsConnect => "mcs_connect",
+            Phase::Licensing => "licensing",
+            Phase::Capabilities => "capabilities",
             Phase::RdpSession => "rdp_session",
         }
     }
@@ -161,4 +185,23 @@ pub struct Verdict {
     pub key_frame: Option<u64>,
     /// Other observations (capture loss, retransmissions, limits hit).
     pub notes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Phases are listed in connection order, and every one is in README.md's phase table.
+    #[test]
+    fn phases_in_order_and_documented() {
+        assert!(Phase::ALL.windows(2).all(|w| w[0] < w[1]));
+        let readme = include_str!("../../README.md");
+        for p in Phase::ALL {
+            assert!(
+                readme.contains(&format!("| `{}` |", p.name())),
+                "phase {} missing from README.md's phase table",
+                p.name()
+            );
+        }
+    }
 }

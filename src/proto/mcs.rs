@@ -747,6 +747,55 @@ pub mod pdu_type {
 
 /// pduType2 of the Set Error Info PDU (MS-RDPBCGR 2.2.8.1.1.1.2 PDUTYPE2_SET_ERROR_INFO_PDU).
 pub const PDUTYPE2_SET_ERROR_INFO: u8 = 0x2F;
+/// pduType2 values of the connection finalization PDUs (MS-RDPBCGR 2.2.8.1.1.1.2;
+/// 2.2.1.14-2.2.1.22: Synchronize, Control (Cooperate, Request Control, Granted Control),
+/// Font List, Font Map).
+pub mod finalization {
+    /// PDUTYPE2_CONTROL.
+    pub const CONTROL: u8 = 0x14;
+    /// PDUTYPE2_SYNCHRONIZE.
+    pub const SYNCHRONIZE: u8 = 0x1F;
+    /// PDUTYPE2_FONTLIST.
+    pub const FONTLIST: u8 = 0x27;
+    /// PDUTYPE2_FONTMAP.
+    pub const FONTMAP: u8 = 0x28;
+
+    /// The PDU's name, for a finalization pduType2.
+    pub fn name(pdu_type2: u8) -> Option<&'static str> {
+        Some(match pdu_type2 {
+            CONTROL => "Control",
+            SYNCHRONIZE => "Synchronize",
+            FONTLIST => "Font List",
+            FONTMAP => "Font Map",
+            _ => return None,
+        })
+    }
+}
+
+/// Length of the plaintext of an encrypted Standard RDP Security PDU (Send Data user data with
+/// SEC_ENCRYPT): the data after the non-FIPS security header (MS-RDPBCGR 2.2.8.1.1.2.2: flags,
+/// flagsHi, 8-byte MAC) or, when `fips`, after the FIPS header (2.2.8.1.1.2.3: flags, flagsHi,
+/// length 0x10, version 1, padlen, 8-byte MAC) less its padding. RC4 keeps lengths, so this is
+/// the PDU's own length. `None` when the header does not fit or is inconsistent.
+pub fn encrypted_plaintext_len(user_data: &[u8], fips: bool) -> Option<usize> {
+    if !fips {
+        return user_data.len().checked_sub(12);
+    }
+    let hdr = user_data.get(4..8)?;
+    let (len, version, padlen) = (
+        u16::from_le_bytes([*hdr.first()?, *hdr.get(1)?]),
+        *hdr.get(2)?,
+        *hdr.get(3)?,
+    );
+    if len != 0x10 || version != 1 || padlen > 7 {
+        return None;
+    }
+    user_data
+        .len()
+        .checked_sub(16)?
+        .checked_sub(usize::from(padlen))
+}
+
 /// PACKET_COMPRESSED bit of the Share Data header compressedType (MS-RDPBCGR 2.2.8.1.1.1.2).
 const PACKET_COMPRESSED: u8 = 0x20;
 
@@ -905,6 +954,45 @@ mod tests {
         let b = hex(tcp_payload_hex);
         assert_eq!(&b[4..7], &[0x02, 0xf0, 0x80]);
         b[7..].to_vec()
+    }
+
+    /// nDPI/rdp3.pcap frame 29: an encrypted client PDU (flags SEC_ENCRYPT|SEC_IGNORE_SEQNO,
+    /// 8-byte MAC, 22 bytes of RC4 ciphertext: the size of a Synchronize PDU).
+    #[test]
+    fn encrypted_len_non_fips() {
+        let ud = dt("0300003002f08064000603eb7022280081f826f09bcff83178cf0e152112f1ebd1d79253550b32deb7f9bec1ecde1485");
+        let McsPdu::SendDataRequest { user_data, .. } = parse_mcs(&ud).unwrap() else {
+            panic!("send data request")
+        };
+        assert_eq!(user_data.len(), 34);
+        assert_eq!(encrypted_plaintext_len(user_data, false), Some(22));
+        // Not a FIPS header (length 0xf826 is not 0x10).
+        assert_eq!(encrypted_plaintext_len(user_data, true), None);
+        // One byte short of a MAC.
+        assert_eq!(encrypted_plaintext_len(&user_data[..11], false), None);
+    }
+
+    /// testdata/own/rdp-std-security-success.pcap frame 45 (xrdp, FIPS): flags
+    /// SEC_ENCRYPT|SEC_SECURE_CHECKSUM, length 0x0010, version 1, padlen 2, MAC, 24 bytes of
+    /// 3DES ciphertext: a 22-byte Synchronize PDU.
+    #[test]
+    fn encrypted_len_fips() {
+        let ud = dt("0300003702f08064000703eb7080280808000010000102aaacc29bace35f10612f98efe62f57c27c548f8a22d74328260067267c5703bb");
+        let McsPdu::SendDataRequest { user_data, .. } = parse_mcs(&ud).unwrap() else {
+            panic!("send data request")
+        };
+        assert_eq!(user_data.len(), 40);
+        assert_eq!(encrypted_plaintext_len(user_data, true), Some(22));
+        assert_eq!(encrypted_plaintext_len(user_data, false), Some(28));
+        assert_eq!(encrypted_plaintext_len(&user_data[..7], true), None);
+        assert_eq!(encrypted_plaintext_len(&user_data[..17], true), None);
+    }
+
+    #[test]
+    fn finalization_names() {
+        assert_eq!(finalization::name(0x1F), Some("Synchronize"));
+        assert_eq!(finalization::name(0x28), Some("Font Map"));
+        assert_eq!(finalization::name(PDUTYPE2_SET_ERROR_INFO), None);
     }
 
     /// suricata-verify/RDP-003.pcap frame 7: Connect-Initial of an XP-era client (RDP 5.x).

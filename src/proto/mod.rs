@@ -20,6 +20,7 @@ pub mod http;
 pub mod mcs;
 pub mod nego;
 pub mod rdpeudp;
+pub mod rdstls;
 pub mod socks;
 pub mod tls;
 pub mod tpkt;

@@ -63,12 +63,15 @@ pub fn wireshark_filter(transport: &str, client: &str, server: &str) -> String {
     format!("{ip}=={cip} && {ip}=={sip} && {l4}.port=={cport} && {l4}.port=={sport}")
 }
 
-const BAND_COLORS: [(&str, &str); 9] = [
+const BAND_COLORS: [(&str, &str); 12] = [
     ("TCP", "#eef2f7"),
     ("X.224", "#e8f3ea"),
     ("TLS", "#eaf0fb"),
     ("CredSSP", "#f6eefb"),
     ("TLS data", "#eef6fb"),
+    ("MCS", "#f7f3e3"),
+    ("licensing", "#f3f7e3"),
+    ("capabilities", "#e8f5f2"),
     ("RDP", "#fbf5e6"),
     ("close", "#f3f3f3"),
     ("network", "#fdecea"),

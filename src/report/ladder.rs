@@ -20,7 +20,7 @@ pub struct Rung {
     pub from: Option<Dir>,
     /// What happened.
     pub label: String,
-    /// Phase band: TCP, X.224, TLS, CredSSP, RDP, network, close.
+    /// Phase band: TCP, X.224, TLS, CredSSP, MCS, licensing, capabilities, RDP, network, close.
     pub band: &'static str,
     /// Whether this is the failing step.
     pub fail: bool,
@@ -48,6 +48,18 @@ fn band(kind: &EventKind, nla: bool) -> &'static str {
         K::FirstAppData { .. } if nla => "CredSSP",
         K::FirstAppData { .. } => "TLS data",
         K::Unexpected { .. } | K::Malformed { .. } => "not RDP",
+        K::CredsspRequest { .. } | K::EarlyUserAuth { .. } => "CredSSP",
+        K::McsConnectInitial
+        | K::McsConnectResponse { .. }
+        | K::McsDomain { .. }
+        | K::SecurityExchange
+        | K::ClientInfo => "MCS",
+        K::Licensing { .. } => "licensing",
+        K::ShareControl { name } | K::InferredPdu { name, .. }
+            if matches!(*name, "Demand Active" | "Confirm Active") =>
+        {
+            "capabilities"
+        }
         _ => "RDP",
     }
 }

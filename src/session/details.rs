@@ -225,6 +225,17 @@ pub struct McsDetails {
     /// Deactivate All PDU (server).
     #[serde(skip)]
     pub deactivate_all: Option<FrameRef>,
+    /// Demand / Confirm Active were inferred from the place and size of encrypted Standard
+    /// RDP Security PDUs rather than read.
+    #[serde(skip)]
+    pub capabilities_inferred: bool,
+    /// First connection finalization PDU (Synchronize, Control, Font List, Font Map) after
+    /// the capabilities exchange.
+    #[serde(skip)]
+    pub finalization: Option<FrameRef>,
+    /// The finalization PDU was inferred (an encrypted client PDU after Confirm Active).
+    #[serde(skip)]
+    pub finalization_inferred: bool,
     /// Server Redirection PDU: frame and target.
     #[serde(skip)]
     pub redirection: Option<(FrameRef, Option<String>)>,

@@ -162,6 +162,14 @@ pub enum EventKind {
         /// What.
         name: &'static str,
     },
+    /// An encrypted Standard RDP Security PDU recognised by its place in the connection
+    /// sequence and its size (Demand Active, Confirm Active, a finalization PDU).
+    InferredPdu {
+        /// What it is taken to be.
+        name: &'static str,
+        /// Its plaintext length (RC4 keeps lengths).
+        len: usize,
+    },
     /// Decrypted Server Redirection PDU.
     ServerRedirection {
         /// Target, when given.
@@ -393,6 +401,9 @@ impl fmt::Display for EventKind {
                 crate::proto::credssp::early_user_auth_name(*result)
             ),
             K::ShareControl { name } => write!(f, "{name} PDU"),
+            K::InferredPdu { name, len } => {
+                write!(f, "{name} (encrypted, {len} bytes: inferred)")
+            }
             K::ServerRedirection { target: Some(t) } => {
                 write!(f, "Server Redirection PDU to {t}")
             }

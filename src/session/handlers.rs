@@ -19,6 +19,14 @@ const NOT_SHARE_CONTROL: u16 = mcs::sec_flags::SEC_ENCRYPT
     | mcs::sec_flags::SEC_AUTODETECT_RSP
     | mcs::sec_flags::SEC_HEARTBEAT;
 
+/// encryptionMethod FIPS_ENCRYPTION_FLAG (MS-RDPBCGR 2.2.1.4.3).
+const ENCRYPTION_METHOD_FIPS: u32 = 0x10;
+/// Smallest plaintext taken for a Demand or Confirm Active PDU: a Share Control header, the
+/// share id, source descriptor and the mandatory capability sets (General alone is 24
+/// bytes, Bitmap 28, Order 88) are well above it, while Set Error Info (22 bytes) and the
+/// finalization PDUs (22-26 bytes) are below.
+const CAPABILITIES_MIN_LEN: usize = 100;
+
 impl Session {
     /// A complete TPKT packet.
     pub(super) fn tpkt_pdu(&mut self, dir: Dir, pdu: &[u8], frame: FrameRef) {
@@ -189,11 +197,63 @@ impl Session {
             if m.licensing_pdus == 1 || error.is_some() {
                 self.push(frame, Some(dir), EventKind::Licensing { error });
             }
-        } else if flags & NOT_SHARE_CONTROL == 0 && !enhanced && dir == Dir::ToClient {
+        } else if flags & NOT_SHARE_CONTROL == 0 && !enhanced {
             if let Some(sc) = user_data.get(4..) {
                 self.share_control(dir, sc, frame);
             }
+        } else if flags & (NOT_SHARE_CONTROL | mcs::sec_flags::SEC_REDIRECTION_PKT)
+            == mcs::sec_flags::SEC_ENCRYPT
+            && !enhanced
+        {
+            self.encrypted_pdu(dir, user_data, frame);
         }
+    }
+
+    /// An encrypted Standard RDP Security PDU after Client Info, placed in the connection
+    /// sequence by its order and size (RC4 keeps lengths; MS-RDPBCGR 1.3.1.1): the server's
+    /// first capability-set-sized PDU is its Demand Active, the client's next one its Confirm
+    /// Active, and whatever the client sends after that its connection finalization
+    /// (Synchronize, 22 bytes; Control and Font List, 26 bytes each), sent without waiting.
+    fn encrypted_pdu(&mut self, dir: Dir, user_data: &[u8], frame: FrameRef) {
+        let m = &mut self.details.mcs;
+        if m.client_info.is_none() {
+            return;
+        }
+        let fips = m
+            .connect_response
+            .as_ref()
+            .and_then(|c| c.server_security.as_ref())
+            .is_some_and(|s| s.encryption_method == ENCRYPTION_METHOD_FIPS);
+        let Some(len) = mcs::encrypted_plaintext_len(user_data, fips) else {
+            return;
+        };
+        let name = match dir {
+            Dir::ToClient if m.demand_active.is_none() && len >= CAPABILITIES_MIN_LEN => {
+                m.demand_active = Some(frame);
+                m.capabilities_inferred = true;
+                "Demand Active"
+            }
+            Dir::ToServer
+                if m.demand_active.is_some()
+                    && m.confirm_active.is_none()
+                    && len >= CAPABILITIES_MIN_LEN =>
+            {
+                m.confirm_active = Some(frame);
+                m.capabilities_inferred = true;
+                "Confirm Active"
+            }
+            Dir::ToServer if m.confirm_active.is_some() && m.finalization.is_none() => {
+                m.finalization = Some(frame);
+                m.finalization_inferred = true;
+                match len {
+                    22 => "Synchronize",
+                    26 => "Control or Font List",
+                    _ => "finalization or session data",
+                }
+            }
+            _ => return,
+        };
+        self.push(frame, Some(dir), EventKind::InferredPdu { name, len });
     }
 
     /// A clear or decrypted Share Control PDU: Demand/Confirm Active, Deactivate All,
@@ -228,6 +288,23 @@ impl Session {
                 if let Some(target) = target {
                     m.redirection = Some((frame, target.clone()));
                     self.push(frame, Some(dir), EventKind::ServerRedirection { target });
+                }
+            }
+            mcs::pdu_type::DATA
+                if sc.pdu_type2.and_then(mcs::finalization::name).is_some()
+                    && (m.demand_active.is_some() || m.confirm_active.is_some()) =>
+            {
+                let name = sc
+                    .pdu_type2
+                    .and_then(mcs::finalization::name)
+                    .unwrap_or("finalization");
+                m.finalization.get_or_insert(frame);
+                let seen = self
+                    .timeline
+                    .iter()
+                    .any(|e| e.dir == Some(dir) && e.kind == EventKind::ShareControl { name });
+                if !seen {
+                    self.push(frame, Some(dir), EventKind::ShareControl { name });
                 }
             }
             _ => {

@@ -19,7 +19,7 @@ fn corpus() -> Option<PathBuf> {
     }
 }
 
-const PHASES: [&str; 9] = [
+const PHASES: [&str; 11] = [
     "tcp_syn",
     "tcp_established",
     "x224_request",
@@ -28,6 +28,8 @@ const PHASES: [&str; 9] = [
     "tls_established",
     "credssp",
     "mcs_connect",
+    "licensing",
+    "capabilities",
     "rdp_session",
 ];
 

@@ -780,3 +780,144 @@ fn live_load() {
         assert_eq!(refused, short, "a refused connection without its verdict");
     }
 }
+
+/// The TCP payloads of testdata/own/keylog-tls-success.pcapng (xfreerdp 2.11 against xrdp,
+/// TLS 1.3 without NLA) up to the server's first fast-path PDU (frames 4-51), and the key-log
+/// lines of its Decryption Secrets Block.
+fn keylog_tls_session() -> (Vec<(bool, Vec<u8>)>, Vec<u8>) {
+    struct Payloads(Vec<(bool, Vec<u8>)>, Vec<u8>);
+    impl FrameSink for Payloads {
+        fn frame(&mut self, f: &Frame<'_>) {
+            if f.number > 51 {
+                return;
+            }
+            let Some(p) = decode(f.linktype, f.data) else {
+                return;
+            };
+            if let Transport::Tcp(seg) = p.transport {
+                if !seg.payload.is_empty() {
+                    self.0.push((seg.dst_port == 3389, seg.payload.to_vec()));
+                }
+            }
+        }
+        fn secrets(&mut self, _secrets_type: u32, data: &[u8]) {
+            self.1.extend_from_slice(data);
+        }
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/own/keylog-tls-success.pcapng"
+    );
+    let mut sink = Payloads(Vec::new(), Vec::new());
+    read_capture(open_input(path).unwrap(), &mut sink).unwrap();
+    assert!(
+        sink.1.starts_with(b"SERVER_HANDSHAKE_TRAFFIC_SECRET") || sink.1.starts_with(b"CLIENT_")
+    );
+    (sink.0, sink.1)
+}
+
+/// Live decryption: the key log is empty when the capture starts and the "client" appends
+/// its TLS 1.3 secrets only after the server's encrypted handshake flight has passed the
+/// capture point (as OpenSSL's keylog callback does); rdpdiag re-reads the growing file and
+/// its live verdict is read from the decrypted connection sequence. The --write file holds
+/// the keys before the packets, so it decrypts on its own.
+#[test]
+fn live_decrypts_with_a_growing_key_log() {
+    const TEST: &str = "live_decrypts_with_a_growing_key_log";
+    let (script, keys) = keylog_tls_session();
+    let keylog = tmp("keys.log");
+    std::fs::write(&keylog, b"").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pcapng = tmp("keylog-session.pcapng");
+    let (filter, p) = (format!("tcp port {port}"), port.to_string());
+    let Some(live) = Live::start(
+        TEST,
+        &[
+            "-i",
+            "lo",
+            "--filter",
+            &filter,
+            "--port",
+            &p,
+            "--format",
+            "jsonl",
+            "--keylog",
+            keylog.to_str().unwrap(),
+            "--write",
+            pcapng.to_str().unwrap(),
+        ],
+    ) else {
+        let _ = std::fs::remove_file(&keylog);
+        return;
+    };
+
+    let server_script = script.clone();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        play(&mut s, &server_script, false);
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut logged = false;
+    for (i, (to_server, bytes)) in script.iter().enumerate() {
+        if *to_server {
+            c.write_all(bytes).unwrap();
+        } else {
+            let mut got = vec![0u8; bytes.len()];
+            c.read_exact(&mut got).unwrap();
+            assert!(got == *bytes, "payload {i} differs");
+            // The ServerHello flight (with TLS 1.3's encrypted records) was received: the
+            // client derives and logs its secrets now.
+            if !logged && got.first() == Some(&0x16) {
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&keylog)
+                    .unwrap();
+                f.write_all(&keys).unwrap();
+                logged = true;
+            }
+        }
+    }
+    assert!(logged);
+    c.shutdown(Shutdown::Write).unwrap();
+    drop(c);
+    server.join().unwrap();
+
+    let rows = live.collect(Duration::from_secs(15), |rows| {
+        rows.iter().any(|r| r["event"] == "closed")
+    });
+    let (code, stderr, _) = live.interrupt();
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let end = rows.iter().find(|r| r["event"] == "closed").unwrap();
+    assert_eq!(end["decrypted"], true, "{end}");
+    assert_eq!(end["phase"], "rdp_session");
+    assert_eq!(end["phase_inferred"], false);
+    assert_eq!(end["cause"], "session_closed_by_client");
+    assert_eq!(end["mcs"]["client_name"], "vm", "{end}");
+    let ev = end["evidence"].as_array().unwrap();
+    assert!(
+        ev.iter().any(|e| e["what"]
+            .as_str()
+            .unwrap()
+            .contains("client: Client Info PDU")),
+        "{ev:?}"
+    );
+
+    // The written capture carries the keys before the records: it decrypts without --keylog.
+    let mut config = AnalyzeConfig::default();
+    config.rdp_ports.push(port);
+    let file = analyze_path(pcapng.to_str().unwrap(), &config);
+    assert!(file.problem().is_none(), "{:?}", file.problem());
+    assert_eq!(file.connections.len(), 1);
+    assert!(file.connections[0]
+        .record
+        .session
+        .details
+        .decrypt
+        .decrypted());
+    assert_same_verdict(end, &file.connections);
+    let _ = std::fs::remove_file(&pcapng);
+    let _ = std::fs::remove_file(&keylog);
+}
