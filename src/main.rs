@@ -44,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 /// Results held for ordering before JSON Lines output starts releasing them early.
-const STREAM_HOLD: usize = 2_000;
+const STREAM_HOLD: usize = 1_000;
 
 fn terminal_width() -> u16 {
     std::env::var("COLUMNS")

@@ -6,8 +6,11 @@
 //! file are shared with the workers behind an `Arc` (frames are never copied); each worker
 //! runs its own [`Analyzer`] on its frames. The reader also replays the sweep clocks of a
 //! single analyzer (which frames expire idle or closed connections) in every worker, and
-//! tells each worker the capture's time span, so verdicts are those of a single-threaded run;
-//! results are merged in first-frame order, streaming as [`stream_path`] does.
+//! tells each worker the capture's time span, so verdicts are those of a single-threaded run.
+//! Results are released at the same checkpoints (every [`RELEASE_CHECK_FRAMES`] frames) and by
+//! the same rule as in [`stream_path`]: each worker reports what finished before a checkpoint
+//! and the first frame of its connections still open, and the reader acts on a checkpoint
+//! once every worker has reported it, so the output is the same whatever the thread count.
 //!
 //! [`stream_path`]: crate::pipeline::stream_path
 
@@ -25,7 +28,7 @@ use crate::pipeline::{
 };
 
 /// Chunks queued per worker before the reader waits (bounds memory: ~1 MiB each).
-const QUEUE_PER_WORKER: usize = 8;
+const QUEUE_PER_WORKER: usize = 4;
 
 /// One unit of a worker's work, in capture order.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +37,8 @@ enum Work {
     Frame(FrameSlot),
     /// Sweep the tables at this time.
     Sweep(Timestamp),
+    /// Report what finished so far: the release checkpoint after this frame number.
+    Checkpoint(u64),
 }
 
 /// From the reader to a worker.
@@ -44,8 +49,6 @@ enum ToWorker {
         work: Vec<Work>,
         /// Earliest and latest timestamps of every frame in the chunk.
         span: Option<(Timestamp, Timestamp)>,
-        /// The number of the chunk's last frame (all frames up to it have been dispatched).
-        last_frame: u64,
     },
     /// A pcapng Decryption Secrets Block: every worker adds the keys.
     Secrets(u32, Vec<u8>),
@@ -53,11 +56,12 @@ enum ToWorker {
 
 /// From a worker to the reader.
 enum FromWorker {
-    /// Results so far, and the first frame of any connection the worker may still report.
+    /// A checkpoint reached: the results finished since the last one, and the first frame of
+    /// the worker's connections still open.
     Progress {
-        worker: usize,
+        checkpoint: u64,
         items: Vec<Finished>,
-        bound: u64,
+        live: u64,
     },
     /// The worker finished: its last results and counters.
     Done {
@@ -97,7 +101,9 @@ pub fn stream_path_parallel(
             senders,
             per_worker: vec![Vec::new(); n],
             clock: SweepClock::default(),
-            bounds: vec![0; n],
+            checkpoints: std::collections::VecDeque::new(),
+            frames: 0,
+            workers: n,
             results: &result_rx,
             holder: &mut holder,
         };
@@ -111,25 +117,28 @@ pub fn stream_path_parallel(
         dispatch.senders.clear();
         let mut stats = AnalyzeStats::default();
         let mut done = 0;
+        let mut last_items = Vec::new();
         while done < n {
             let Ok(msg) = result_rx.recv() else { break };
             match msg {
                 FromWorker::Progress {
-                    worker,
+                    checkpoint,
                     items,
-                    bound,
-                } => dispatch.progress(worker, items, bound),
+                    live,
+                } => dispatch.progress(checkpoint, items, live),
                 FromWorker::Done {
                     worker,
                     items,
                     stats: st,
                 } => {
-                    // A finished worker holds nothing back.
-                    dispatch.progress(worker, items, u64::MAX);
+                    last_items.extend(items);
                     merge_stats(&mut stats, &st, worker == 0);
                     done += 1;
                 }
             }
+        }
+        for item in last_items {
+            dispatch.holder.insert(item);
         }
         dispatch.holder.release_below(u64::MAX);
         StreamRun {
@@ -159,35 +168,71 @@ struct Dispatch<'h, 'e> {
     per_worker: Vec<Vec<Work>>,
     /// The sweep clock, ticked as a single analyzer's is.
     clock: SweepClock,
-    /// Per worker, the first frame of any result it may still send.
-    bounds: Vec<u64>,
+    /// Checkpoints not yet reported by every worker, oldest first.
+    checkpoints: std::collections::VecDeque<Checkpoint>,
+    /// Frames dispatched.
+    frames: u64,
+    /// Number of workers (the senders are dropped before the last reports arrive).
+    workers: usize,
     results: &'h Receiver<FromWorker>,
     holder: &'h mut Holder<'e>,
 }
 
+/// A release checkpoint as the workers report it.
+struct Checkpoint {
+    frame: u64,
+    reported: usize,
+    items: Vec<Finished>,
+    live: u64,
+}
+
 impl Dispatch<'_, '_> {
-    /// Takes in a worker's results and bound, releasing what is safe to release.
-    fn progress(&mut self, worker: usize, items: Vec<Finished>, bound: u64) {
-        for item in items {
-            self.holder.insert(item);
+    /// Takes in a worker's report of a checkpoint; once every worker has reported the oldest
+    /// checkpoint, releases as a single analyzer would have there.
+    fn progress(&mut self, checkpoint: u64, items: Vec<Finished>, live: u64) {
+        let at = match self.checkpoints.iter().position(|c| c.frame == checkpoint) {
+            Some(i) => i,
+            None => {
+                self.checkpoints.push_back(Checkpoint {
+                    frame: checkpoint,
+                    reported: 0,
+                    items: Vec::new(),
+                    live: u64::MAX,
+                });
+                self.checkpoints.len() - 1
+            }
+        };
+        if let Some(c) = self.checkpoints.get_mut(at) {
+            c.reported += 1;
+            c.items.extend(items);
+            c.live = c.live.min(live);
         }
-        if let Some(b) = self.bounds.get_mut(worker) {
-            *b = bound;
+        let workers = self.workers;
+        while self
+            .checkpoints
+            .front()
+            .is_some_and(|c| c.reported >= workers)
+        {
+            let Some(c) = self.checkpoints.pop_front() else {
+                break;
+            };
+            for item in c.items {
+                self.holder.insert(item);
+            }
+            self.holder.relieve(c.live);
         }
-        let live = self.bounds.iter().copied().min().unwrap_or(0);
-        self.holder.relieve(live);
     }
 
-    /// Takes in whatever results the workers have sent so far.
+    /// Takes in whatever reports the workers have sent so far.
     fn collect(&mut self) {
         while let Ok(msg) = self.results.try_recv() {
             if let FromWorker::Progress {
-                worker,
+                checkpoint,
                 items,
-                bound,
+                live,
             } = msg
             {
-                self.progress(worker, items, bound);
+                self.progress(checkpoint, items, live);
             }
         }
     }
@@ -195,7 +240,7 @@ impl Dispatch<'_, '_> {
 
 impl ChunkSink for Dispatch<'_, '_> {
     fn chunk(&mut self, chunk: &Arc<Vec<u8>>, frames: &[FrameSlot]) {
-        let n = self.senders.len().max(1) as u32;
+        let n = self.workers.max(1) as u32;
         let mut span: Option<(Timestamp, Timestamp)> = None;
         for slot in frames {
             span = Some(span.map_or((slot.ts, slot.ts), |(a, b)| {
@@ -218,15 +263,19 @@ impl ChunkSink for Dispatch<'_, '_> {
                     w.push(Work::Sweep(slot.ts));
                 }
             }
+            self.frames += 1;
+            if self.frames % RELEASE_CHECK_FRAMES == 0 {
+                for w in &mut self.per_worker {
+                    w.push(Work::Checkpoint(self.frames));
+                }
+            }
         }
-        let last_frame = frames.last().map_or(0, |f| f.number);
         for (tx, work) in self.senders.iter().zip(self.per_worker.iter_mut()) {
             let work = std::mem::replace(work, Vec::with_capacity(work.capacity()));
             let msg = ToWorker::Chunk {
                 data: Arc::clone(chunk),
                 work,
                 span,
-                last_frame,
             };
             // A worker that died has nothing more to say; the others go on.
             let _ = tx.send(msg);
@@ -250,7 +299,6 @@ fn run_worker(
 ) {
     let pending: RefCell<Vec<Diagnosed>> = RefCell::new(Vec::new());
     let mut analyzer = Analyzer::new(config, |d| pending.borrow_mut().push(d)).externally_swept();
-    let (mut since_report, mut chunks_since_report) = (0u64, 0u32);
     let take = |analyzer: &mut Analyzer<_>| -> Vec<Finished> {
         let mut items: Vec<Finished> = pending
             .borrow_mut()
@@ -267,38 +315,25 @@ fn run_worker(
     };
     for msg in rx {
         match msg {
-            ToWorker::Chunk {
-                data,
-                work,
-                span,
-                last_frame,
-            } => {
-                for w in &work {
-                    match w {
-                        Work::Frame(slot) => analyzer.frame(&slot.frame(&data)),
-                        Work::Sweep(ts) => analyzer.sweep(*ts),
-                    }
-                }
+            ToWorker::Chunk { data, work, span } => {
                 if let Some((a, b)) = span {
                     analyzer.note_time(a);
                     analyzer.note_time(b);
                 }
-                since_report += work.len() as u64;
-                chunks_since_report += 1;
-                // Also report when given little: the reader releases nothing past the
-                // oldest bound of all workers.
-                if since_report >= RELEASE_CHECK_FRAMES || chunks_since_report >= 2 {
-                    (since_report, chunks_since_report) = (0, 0);
-                    let bound = analyzer
-                        .min_live_first()
-                        .unwrap_or(u64::MAX)
-                        .min(last_frame.saturating_add(1));
-                    let items = take(&mut analyzer);
-                    let _ = results.send(FromWorker::Progress {
-                        worker,
-                        items,
-                        bound,
-                    });
+                for w in &work {
+                    match w {
+                        Work::Frame(slot) => analyzer.frame(&slot.frame(&data)),
+                        Work::Sweep(ts) => analyzer.sweep(*ts),
+                        Work::Checkpoint(frame) => {
+                            let live = analyzer.min_live_first().unwrap_or(u64::MAX);
+                            let items = take(&mut analyzer);
+                            let _ = results.send(FromWorker::Progress {
+                                checkpoint: *frame,
+                                items,
+                                live,
+                            });
+                        }
+                    }
                 }
             }
             ToWorker::Secrets(t, d) => analyzer.secrets(t, &d),

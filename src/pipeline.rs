@@ -493,9 +493,9 @@ impl<'e> Holder<'e> {
         }
         self.released_early = true;
         self.release_below(live);
-        // A connection open since long ago would hold everything back: past four times
+        // A connection open since long ago would hold everything back: past twice
         // the limit, release the oldest results anyway (its own comes out later).
-        if self.held.len() > self.hold.saturating_mul(4) {
+        if self.held.len() > self.hold.saturating_mul(2) {
             let cut = self.held.keys().nth(self.held.len() - self.hold).copied();
             self.release_below(cut.unwrap_or(u64::MAX));
         }

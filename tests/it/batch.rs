@@ -219,36 +219,58 @@ fn one_capture_split_across_threads_gives_the_same_verdicts() {
 mod gen;
 
 #[test]
-fn a_split_capture_matches_one_thread_and_streams_with_a_tiny_hold_without_loss() {
+fn a_split_capture_gives_the_same_output_as_one_thread_collected_and_streamed() {
     use rdpdiag::parallel::stream_path_parallel;
     use rdpdiag::pipeline::{analyze_path, AnalyzeConfig, Finished};
     use rdpdiag::report::{ConnectionReport, ReportOptions};
-    // Several chunks of many concurrent connections (the benchmark's generator, 6 MB).
+    // Several chunks of many concurrent connections (the benchmark's generator, 20 MB).
     let path = std::env::temp_dir().join(format!("rdpdiag-split-{}.pcap", std::process::id()));
-    gen::generate(&path, 6, 7).unwrap();
+    gen::generate(&path, 20, 7).unwrap();
     let path = path.to_string_lossy().into_owned();
     let opts = ReportOptions::default();
     let line = |d: &rdpdiag::pipeline::Diagnosed| {
         serde_json::to_string(&ConnectionReport::new("x", d, opts)).unwrap()
     };
-    let collected = analyze_path(&path, &AnalyzeConfig::default());
+    // Closed connections leave the table 50 ms after their last packet (not 30 s), so that
+    // results finish all along this 1.5 s capture.
+    let base = AnalyzeConfig {
+        flow: rdpdiag::flow::FlowConfig {
+            closed_linger_ns: 50_000_000,
+            ..Default::default()
+        },
+        ..AnalyzeConfig::default()
+    };
+    let collected = analyze_path(&path, &base);
     assert!(collected.connections.len() > 20);
     let want: Vec<String> = collected.connections.iter().map(line).collect();
+    let mut one_thread_streamed = Vec::new();
+    let mut keep = |item: Finished| {
+        if let Finished::Tcp(d) = item {
+            one_thread_streamed.push(line(&d));
+        }
+        Ok(())
+    };
+    let run = rdpdiag::pipeline::stream_path(&path, &base, 1, &mut keep);
+    assert!(run.released_early);
+    let mut sorted = one_thread_streamed.clone();
+    sorted.sort();
+    let mut sorted_want = want.clone();
+    sorted_want.sort();
+    assert!(sorted == sorted_want, "streaming lost or changed results");
     for workers in [2, 3] {
         // Collected: the same results in the same order.
-        let split =
-            rdpdiag::parallel::analyze_path_parallel(&path, &AnalyzeConfig::default(), workers);
+        let split = rdpdiag::parallel::analyze_path_parallel(&path, &base, workers);
         let lines: Vec<String> = split.connections.iter().map(line).collect();
         assert!(lines == want, "{workers} workers: collected results differ");
         assert_eq!(split.stats.frames, collected.stats.frames);
         assert_eq!(split.stats.decoded, collected.stats.decoded);
         assert_eq!(split.stats.tcp_connections, collected.stats.tcp_connections);
         assert_eq!(split.stats.last_ts, collected.stats.last_ts);
-        // Streamed with a hold of one result: released early, nothing lost or changed (the
-        // order then is only by first frame among what was released together).
+        // Streamed with a hold of one result: released early, at the same checkpoints and in
+        // the same order as by one thread with the same hold.
         let config = AnalyzeConfig {
             workers,
-            ..AnalyzeConfig::default()
+            ..base.clone()
         };
         let mut got = Vec::new();
         let mut keep = |item: Finished| {
@@ -259,13 +281,24 @@ fn a_split_capture_matches_one_thread_and_streams_with_a_tiny_hold_without_loss(
         };
         let run = stream_path_parallel(&path, &config, 1, &mut keep);
         assert!(run.released_early, "results were all held to the end");
-        let mut sorted_want = want.clone();
-        sorted_want.sort();
-        got.sort();
-        assert!(
-            got == sorted_want,
-            "{workers} workers: streamed results differ"
-        );
+        if got != one_thread_streamed {
+            let first = |l: &String| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["first_frame"].as_u64().unwrap()
+            };
+            let i = got
+                .iter()
+                .zip(&one_thread_streamed)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(one_thread_streamed.len()));
+            panic!(
+                "{workers} workers: streamed results differ at {i} of {}/{}: first frames {:?} vs {:?}",
+                got.len(),
+                one_thread_streamed.len(),
+                got.iter().skip(i).take(5).map(first).collect::<Vec<_>>(),
+                one_thread_streamed.iter().skip(i).take(5).map(first).collect::<Vec<_>>()
+            );
+        }
     }
     let _ = std::fs::remove_file(&path);
 }
