@@ -4,7 +4,9 @@
 
 use super::stream::{frame_for, Mode, MAX_BUFFERED_PDU};
 use super::{EventKind, Session};
-use crate::decrypt::{tls12_decryptors, tls13_decryptor, RecordDecryptor};
+use crate::decrypt::{
+    rsa_master_secret, tls12_decryptors, tls13_decryptor, RecordDecryptor, Transcript,
+};
 use crate::flow::{Dir, FrameRef};
 use crate::proto::credssp::{self, AuthToken};
 use crate::proto::nego::Protocols;
@@ -21,6 +23,10 @@ pub struct DirCrypt {
     tls13_app: bool,
     /// TLS 1.3: this direction's Finished was decrypted; switch secrets after the record.
     pub switch_pending: bool,
+    /// RSA key exchange (client direction only): the handshake up to the ClientKeyExchange.
+    transcript: Option<Box<Transcript>>,
+    /// RSA key exchange (client direction only): the master secret, once derived.
+    rsa_master: Option<Vec<u8>>,
 }
 
 /// How the decrypted bytes of a direction are framed.
@@ -53,6 +59,32 @@ impl Session {
                 .keys
                 .as_ref()
                 .is_some_and(|k| k.read().is_ok_and(|k| !k.is_empty()))
+    }
+
+    /// Keeps the clear handshake message at the head of the direction's handshake buffer
+    /// (`n` bytes) for an RSA key exchange, when RSA private keys are given.
+    pub(super) fn handshake_transcript(&mut self, d: usize, n: usize) {
+        let t = &self.crypt[0].transcript;
+        if t.as_ref().is_some_and(|t| t.done) {
+            return;
+        }
+        if t.is_none() {
+            let has_rsa = self
+                .config
+                .keys
+                .as_ref()
+                .is_some_and(|k| k.read().is_ok_and(|k| !k.rsa_keys().is_empty()));
+            if !has_rsa {
+                return;
+            }
+        }
+        let Some(msg) = self.streams[d].hs_buf.get(..n) else {
+            return;
+        };
+        self.crypt[0]
+            .transcript
+            .get_or_insert_with(Default::default)
+            .add(msg);
     }
 
     /// The direction lost bytes: its record sequence and inner framing are lost with them.
@@ -121,10 +153,37 @@ impl Session {
             };
             tls13_decryptor(sh.cipher_suite, secret)
         } else {
-            let Some(master) = keys.master_secret(&ch.random) else {
-                return false;
+            let master = match keys.master_secret(&ch.random) {
+                Some(m) => m.to_vec(),
+                None if keys.rsa_keys().is_empty() => return false,
+                None => match &self.crypt[0].rsa_master {
+                    Some(m) => m.clone(),
+                    None => {
+                        let t = self.crypt[0].transcript.take().unwrap_or_default();
+                        let r = rsa_master_secret(
+                            keys.rsa_keys(),
+                            &t,
+                            sh.version,
+                            sh.cipher_suite,
+                            &ch.random,
+                            &sh.random,
+                        );
+                        self.details.decrypt.keys_found = true;
+                        match r {
+                            Ok(m) => {
+                                self.crypt[0].transcript = None;
+                                self.crypt[0].rsa_master = Some(m.clone());
+                                m
+                            }
+                            Err(e) => {
+                                self.details.decrypt.unusable.get_or_insert(e.0);
+                                return false;
+                            }
+                        }
+                    }
+                },
             };
-            tls12_decryptors(sh.cipher_suite, sh.version, master, &ch.random, &sh.random)
+            tls12_decryptors(sh.cipher_suite, sh.version, &master, &ch.random, &sh.random)
                 .map(|[c, s]| if dir == Dir::ToServer { c } else { s })
         };
         self.details.decrypt.keys_found = true;
