@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-pub use self::rsa::{parse_rsa_keys, rsa_key_exchange, rsa_master_secret, Transcript};
+pub use self::rsa::{
+    parse_rsa_keys, rsa_key_exchange, rsa_master_secret, server_hello_has_extension, Transcript,
+};
 pub use tls12::{prf_for, prf_legacy, tls12_decryptors};
 pub use tls13::{hkdf_expand_label, tls13_decryptor};
 
@@ -269,6 +271,8 @@ pub(crate) enum Cipher {
         mac: MacHash,
         /// TLS 1.0: the IV of the next record (the previous record's last ciphertext block).
         chain: Option<[u8; 16]>,
+        /// Encrypt-then-MAC was negotiated (RFC 7366).
+        etm: bool,
     },
 }
 
@@ -311,6 +315,14 @@ impl RecordDecryptor {
         }?;
         self.seq += 1;
         Ok(out)
+    }
+
+    /// Switches a CBC suite to encrypt-then-MAC (the ServerHello carried the
+    /// encrypt_then_mac extension, RFC 7366); AEAD suites ignore it.
+    pub fn set_encrypt_then_mac(&mut self) {
+        if let Cipher::Cbc { etm, .. } = &mut self.inner {
+            *etm = true;
+        }
     }
 
     /// Whether skipping a record needs its last ciphertext block (TLS 1.0 CBC IV chaining).

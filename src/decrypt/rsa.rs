@@ -88,7 +88,12 @@ pub fn encrypted_premaster(cke: &[u8]) -> Option<&[u8]> {
 /// Whether a whole ServerHello message (header included) carries the
 /// extended_master_secret extension (type 23, RFC 7627 §5.1).
 pub fn server_hello_has_ems(sh: &[u8]) -> bool {
-    fn exts(sh: &[u8]) -> Option<bool> {
+    server_hello_has_extension(sh, 23)
+}
+
+/// Whether a whole ServerHello message (header included) carries extension `ext`.
+pub fn server_hello_has_extension(sh: &[u8], ext: u16) -> bool {
+    fn exts(sh: &[u8], ext: u16) -> Option<bool> {
         // header 4, version 2, random 32, session id.
         let sid_len = usize::from(*sh.get(38)?);
         let mut i = 39 + sid_len + 3; // cipher suite 2, compression 1
@@ -98,14 +103,14 @@ pub fn server_hello_has_ems(sh: &[u8]) -> bool {
         while i + 4 <= end {
             let t = u16::from_be_bytes([*sh.get(i)?, *sh.get(i + 1)?]);
             let l = usize::from(u16::from_be_bytes([*sh.get(i + 2)?, *sh.get(i + 3)?]));
-            if t == 23 {
+            if t == ext {
                 return Some(true);
             }
             i += 4 + l;
         }
         Some(false)
     }
-    exts(sh).unwrap_or(false)
+    exts(sh, ext).unwrap_or(false)
 }
 
 /// The RSA modulus (big-endian, no leading zero) of the leaf certificate of a whole

@@ -172,6 +172,7 @@ pub fn tls12_decryptors(
                 mac_key: mac_key.to_vec(),
                 mac,
                 chain: <[u8; 16]>::try_from(iv).ok(),
+                etm: false,
             },
         }
     };
@@ -238,9 +239,26 @@ pub(super) fn open(
             mac_key,
             mac,
             chain,
+            etm,
         } => {
             let mac_len = mac.size();
-            if body.len() < 32 || body.len() % 16 != 0 {
+            // Encrypt-then-MAC (RFC 7366 §3): the MAC follows the ciphertext and covers it.
+            let (body, tag) = if *etm {
+                if body.len() < mac_len {
+                    return Err(fail("record shorter than its MAC"));
+                }
+                let (ct, tag) = body.split_at(body.len() - mac_len);
+                let a = aad(seq, header, ct.len());
+                if hmac_once(*mac, mac_key, &[&a, ct]).as_slice() != tag {
+                    return Err(fail("record MAC check failed (encrypt-then-MAC)"));
+                }
+                (ct, None)
+            } else {
+                (body, Some(mac_len))
+            };
+            // At least one block, plus the explicit IV (TLS 1.1 and later).
+            let min = if chain.is_some() { 16 } else { 32 };
+            if body.len() < min || body.len() % 16 != 0 {
                 return Err(fail("record length is not a whole number of AES blocks"));
             }
             let (iv, ct) = match chain {
@@ -252,8 +270,9 @@ pub(super) fn open(
             if let Some(prev) = chain {
                 prev.copy_from_slice(&body[body.len() - 16..]);
             }
+            let in_mac = tag.unwrap_or(0);
             let pad = usize::from(*buf.last().unwrap_or(&0));
-            if pad + 1 + mac_len > buf.len()
+            if pad + 1 + in_mac > buf.len()
                 || buf[buf.len() - 1 - pad..]
                     .iter()
                     .any(|b| usize::from(*b) != pad)
@@ -261,13 +280,13 @@ pub(super) fn open(
                 return Err(fail("bad CBC padding"));
             }
             buf.truncate(buf.len() - 1 - pad);
-            let content_len = buf.len() - mac_len;
-            let a = aad(seq, header, content_len);
-            let expect = hmac_once(*mac, mac_key, &[&a, &buf[..content_len]]);
-            if expect.as_slice() != &buf[content_len..] {
-                return Err(fail(
-                    "record MAC check failed (encrypt-then-MAC is not supported)",
-                ));
+            let content_len = buf.len() - in_mac;
+            if tag.is_some() {
+                let a = aad(seq, header, content_len);
+                let expect = hmac_once(*mac, mac_key, &[&a, &buf[..content_len]]);
+                if expect.as_slice() != &buf[content_len..] {
+                    return Err(fail("record MAC check failed"));
+                }
             }
             buf.truncate(content_len);
             buf

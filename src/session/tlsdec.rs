@@ -5,7 +5,8 @@
 use super::stream::{frame_for, Mode, MAX_BUFFERED_PDU};
 use super::{EventKind, Session};
 use crate::decrypt::{
-    rsa_master_secret, tls12_decryptors, tls13_decryptor, RecordDecryptor, Transcript,
+    rsa_master_secret, server_hello_has_extension, tls12_decryptors, tls13_decryptor,
+    RecordDecryptor, Transcript,
 };
 use crate::flow::{Dir, FrameRef};
 use crate::proto::credssp::{self, AuthToken};
@@ -27,6 +28,8 @@ pub struct DirCrypt {
     transcript: Option<Box<Transcript>>,
     /// RSA key exchange (client direction only): the master secret, once derived.
     rsa_master: Option<Vec<u8>>,
+    /// Client direction only: the ServerHello negotiated encrypt-then-MAC (RFC 7366).
+    encrypt_then_mac: bool,
 }
 
 /// How the decrypted bytes of a direction are framed.
@@ -64,6 +67,13 @@ impl Session {
     /// Keeps the clear handshake message at the head of the direction's handshake buffer
     /// (`n` bytes) for an RSA key exchange, when RSA private keys are given.
     pub(super) fn handshake_transcript(&mut self, d: usize, n: usize) {
+        if let Some(sh) = self.streams[d]
+            .hs_buf
+            .get(..n)
+            .filter(|m| m.first() == Some(&2))
+        {
+            self.crypt[0].encrypt_then_mac = server_hello_has_extension(sh, 22);
+        }
         let t = &self.crypt[0].transcript;
         if t.as_ref().is_some_and(|t| t.done) {
             return;
@@ -183,8 +193,16 @@ impl Session {
                     }
                 },
             };
-            tls12_decryptors(sh.cipher_suite, sh.version, &master, &ch.random, &sh.random)
-                .map(|[c, s]| if dir == Dir::ToServer { c } else { s })
+            let etm = self.crypt[0].encrypt_then_mac;
+            tls12_decryptors(sh.cipher_suite, sh.version, &master, &ch.random, &sh.random).map(
+                |[c, s]| {
+                    let mut dec = if dir == Dir::ToServer { c } else { s };
+                    if etm {
+                        dec.set_encrypt_then_mac();
+                    }
+                    dec
+                },
+            )
         };
         self.details.decrypt.keys_found = true;
         match made {
