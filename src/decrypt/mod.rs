@@ -330,16 +330,28 @@ impl RecordDecryptor {
         matches!(self.inner, Cipher::Cbc { chain: Some(_), .. })
     }
 
-    /// Passes over one record without decrypting it: the sequence number advances and, under
-    /// TLS 1.0 CBC, `last_block` (the record's last 16 ciphertext bytes) becomes the next IV.
-    pub fn skip(&mut self, last_block: Option<&[u8; 16]>) -> Result<(), DecryptError> {
+    /// Bytes of a record's end that [`RecordDecryptor::skip`] needs (the last ciphertext
+    /// block, and the MAC after it under encrypt-then-MAC).
+    pub const SKIP_TAIL: usize = 64;
+
+    /// Passes over one record without decrypting it: the sequence number advances and,
+    /// under TLS 1.0 CBC, the record's last ciphertext block becomes the next IV; `tail` is
+    /// the record's last bytes (at least 16, plus the MAC under encrypt-then-MAC).
+    pub fn skip(&mut self, tail: &[u8]) -> Result<(), DecryptError> {
         if let Cipher::Cbc {
-            chain: Some(prev), ..
+            chain: Some(prev),
+            etm,
+            mac,
+            ..
         } = &mut self.inner
         {
-            let block = last_block
+            let end = tail.len().saturating_sub(if *etm { mac.size() } else { 0 });
+            let block = end
+                .checked_sub(16)
+                .and_then(|start| tail.get(start..end))
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
                 .ok_or_else(|| DecryptError("skipped record lost the CBC chain".into()))?;
-            *prev = *block;
+            *prev = block;
         }
         self.seq += 1;
         Ok(())

@@ -533,3 +533,84 @@ fn nla_failure_without_error_code_uses_the_decrypted_messages() {
     let frames = evidence_frames(&j);
     assert!(frames.contains(&16), "{frames:?}");
 }
+
+/// Every key-logged capture (own ones, and with RDPDIAG_CORPUS the wireshark-rdp captures
+/// with Decryption Secrets Blocks): decryption that stops once the session runs (records
+/// passed over, small ones set aside and decrypted at the close) gives exactly the report
+/// of `--decrypt-all`, timeline aside; and it does pass records over.
+#[test]
+fn settled_decryption_gives_the_decrypt_all_verdicts() {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir("testdata/own")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcapng"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("keylog-")
+        })
+        .collect();
+    for f in ["keylog-tls11-rsa.pcap", "keylog-tls12-rsa.pcap"] {
+        files.push(Path::new("testdata/own/keylog").join(f));
+    }
+    match std::env::var_os("RDPDIAG_CORPUS") {
+        Some(c) => {
+            let dir = Path::new(&c).join("wireshark-rdp");
+            for sub in [dir.clone(), dir.join("history-a0b410f")] {
+                for e in std::fs::read_dir(sub).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.extension().is_some_and(|x| x == "pcapng") {
+                        files.push(p);
+                    }
+                }
+            }
+        }
+        None => eprintln!("SKIPPED (corpus part): RDPDIAG_CORPUS is not set"),
+    }
+    files.sort();
+    let rsa = std::fs::read("testdata/own/keylog/rsa-kex-server.key").unwrap();
+    let (mut passed_over, mut decrypted, mut compared) = (0u64, 0u64, 0usize);
+    for path in &files {
+        let run = |all: bool| {
+            let mut config = AnalyzeConfig::default();
+            config.keys.add_rsa_keys(&rsa).unwrap();
+            config.keys.decrypt_all = all;
+            let fa = analyze_path(path.to_str().unwrap(), &config);
+            fa.connections
+        };
+        let (settled, all) = (run(false), run(true));
+        assert_eq!(settled.len(), all.len(), "{}", path.display());
+        for (s, a) in settled.iter().zip(&all) {
+            let f = path.display().to_string();
+            let (js, ja) = (report(s, &f), report(a, &f));
+            assert_eq!(js, ja, "{f}: settled vs --decrypt-all");
+            let (ds, da) = (
+                &s.record.session.details.decrypt,
+                &a.record.session.details.decrypt,
+            );
+            assert_eq!(da.passed_over, [0, 0], "{f}");
+            assert_eq!(ds.failures, da.failures, "{f}");
+            passed_over += ds.passed_over.iter().sum::<u64>();
+            decrypted += ds.records.iter().sum::<u64>();
+            compared += usize::from(da.decrypted());
+            // Every record --decrypt-all decrypts is either decrypted or passed over.
+            if da.failures == 0 {
+                for d in 0..2 {
+                    assert_eq!(
+                        ds.records[d] + ds.passed_over[d],
+                        da.records[d],
+                        "{f} dir {d}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(compared >= 11, "{compared} decrypted connections compared");
+    assert!(
+        passed_over > decrypted,
+        "passed over {passed_over}, decrypted {decrypted}"
+    );
+    eprintln!("{compared} decrypted connections: {decrypted} records decrypted, {passed_over} passed over");
+}
