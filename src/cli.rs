@@ -160,6 +160,14 @@ pub struct AnalyzeArgs {
     /// NLA with (repeatable; keys embedded in pcapng files are used as well).
     #[arg(long = "keylog", value_name = "FILE")]
     pub keylogs: Vec<String>,
+    /// A TLS server's RSA private key (PEM, PKCS#1 or PKCS#8; repeatable) to decrypt
+    /// connections with RSA key exchange (TLS_RSA_* suites) without a key log.
+    #[arg(long = "rsa-key", value_name = "FILE")]
+    pub rsa_keys: Vec<String>,
+    /// Decrypt every TLS record; by default decryption stops once the session is running
+    /// (only small records near the end are still decrypted).
+    #[arg(long)]
+    pub decrypt_all: bool,
     /// Colour the failing step of ladders: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,

@@ -76,6 +76,18 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             Err(e) => return usage_error(&format!("cannot read the key log {path}: {e}")),
         }
     }
+    for path in &args.rsa_keys {
+        match std::fs::read(path) {
+            // The error names the file and the problem, never key material.
+            Ok(text) => {
+                if let Err(e) = config.keys.add_rsa_keys(&text) {
+                    return usage_error(&format!("cannot use the RSA key {path}: {e}"));
+                }
+            }
+            Err(e) => return usage_error(&format!("cannot read the RSA key {path}: {e}")),
+        }
+    }
+    config.keys.decrypt_all = args.decrypt_all;
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
         Err(e) => return usage_error(&e),

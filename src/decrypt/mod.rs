@@ -6,6 +6,7 @@
 //! HKDF-Expand-Label) and record protection. Secrets never leave it: the key store and
 //! the record decryptors print only counts and suite names.
 
+mod rsa;
 mod tls12;
 mod tls13;
 
@@ -13,7 +14,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-pub use tls12::tls12_decryptors;
+pub use self::rsa::{
+    parse_rsa_keys, rsa_key_exchange, rsa_master_secret, server_hello_has_extension, Transcript,
+};
+pub use tls12::{prf_for, prf_legacy, tls12_decryptors};
 pub use tls13::{hkdf_expand_label, tls13_decryptor};
 
 /// pcapng Decryption Secrets Block type of a TLS key log ("TLSK", pcapng spec §4.7).
@@ -37,6 +41,10 @@ pub struct Tls13Secrets {
 pub struct KeyStore {
     tls12: HashMap<[u8; 32], Vec<u8>>,
     tls13: HashMap<[u8; 32], Tls13Secrets>,
+    /// Servers' RSA private keys (`--rsa-key`), for TLS_RSA_* key exchange.
+    rsa: Vec<::rsa::RsaPrivateKey>,
+    /// Decrypt every record (`--decrypt-all`) rather than stopping at the running session.
+    pub decrypt_all: bool,
 }
 
 impl fmt::Debug for KeyStore {
@@ -45,6 +53,8 @@ impl fmt::Debug for KeyStore {
         f.debug_struct("KeyStore")
             .field("tls12_master_secrets", &self.tls12.len())
             .field("tls13_connections", &self.tls13.len())
+            .field("rsa_keys", &self.rsa.len())
+            .field("decrypt_all", &self.decrypt_all)
             .finish()
     }
 }
@@ -70,7 +80,7 @@ impl KeyStore {
 
     /// Whether no key is known.
     pub fn is_empty(&self) -> bool {
-        self.tls12.is_empty() && self.tls13.is_empty()
+        self.tls12.is_empty() && self.tls13.is_empty() && self.rsa.is_empty()
     }
 
     /// Connections with keys (TLS 1.2 master secrets plus TLS 1.3 client randoms).
@@ -127,6 +137,24 @@ impl KeyStore {
         } else {
             0
         }
+    }
+
+    /// Adds the RSA private keys of a PEM (PKCS#1 or PKCS#8) or DER file; returns how many.
+    /// The error says what is wrong with the file, never key material.
+    pub fn add_rsa_keys(&mut self, text: &[u8]) -> Result<usize, String> {
+        let keys = parse_rsa_keys(text)?;
+        let n = keys.len();
+        for k in keys {
+            if !self.rsa.contains(&k) {
+                self.rsa.push(k);
+            }
+        }
+        Ok(n)
+    }
+
+    /// The servers' RSA private keys.
+    pub fn rsa_keys(&self) -> &[::rsa::RsaPrivateKey] {
+        &self.rsa
     }
 
     /// The TLS 1.2 (and earlier) master secret for a client random.
@@ -241,6 +269,10 @@ pub(crate) enum Cipher {
         key: Vec<u8>,
         mac_key: Vec<u8>,
         mac: MacHash,
+        /// TLS 1.0: the IV of the next record (the previous record's last ciphertext block).
+        chain: Option<[u8; 16]>,
+        /// Encrypt-then-MAC was negotiated (RFC 7366).
+        etm: bool,
     },
 }
 
@@ -279,10 +311,107 @@ impl RecordDecryptor {
         let out = if self.tls13 {
             tls13::open(&self.inner, self.seq, &header, body)
         } else {
-            tls12::open(&self.inner, self.seq, &header, body)
+            tls12::open(&mut self.inner, self.seq, &header, body)
         }?;
         self.seq += 1;
         Ok(out)
+    }
+
+    /// Switches a CBC suite to encrypt-then-MAC (the ServerHello carried the
+    /// encrypt_then_mac extension, RFC 7366); AEAD suites ignore it.
+    pub fn set_encrypt_then_mac(&mut self) {
+        if let Cipher::Cbc { etm, .. } = &mut self.inner {
+            *etm = true;
+        }
+    }
+
+    /// Whether skipping a record needs its last ciphertext block (TLS 1.0 CBC IV chaining).
+    pub fn chained(&self) -> bool {
+        matches!(self.inner, Cipher::Cbc { chain: Some(_), .. })
+    }
+
+    /// Bytes of a record's end that [`RecordDecryptor::skip`] needs (the last ciphertext
+    /// block, and the MAC after it under encrypt-then-MAC).
+    pub const SKIP_TAIL: usize = 64;
+
+    /// Passes over one record without decrypting it: the sequence number advances and,
+    /// under TLS 1.0 CBC, the record's last ciphertext block becomes the next IV; `tail` is
+    /// the record's last bytes (at least 16, plus the MAC under encrypt-then-MAC).
+    pub fn skip(&mut self, tail: &[u8]) -> Result<(), DecryptError> {
+        if let Cipher::Cbc {
+            chain: Some(prev),
+            etm,
+            mac,
+            ..
+        } = &mut self.inner
+        {
+            let end = tail.len().saturating_sub(if *etm { mac.size() } else { 0 });
+            let block = end
+                .checked_sub(16)
+                .and_then(|start| tail.get(start..end))
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| DecryptError("skipped record lost the CBC chain".into()))?;
+            *prev = block;
+        }
+        self.seq += 1;
+        Ok(())
+    }
+
+    /// The state needed to decrypt the next record later, out of line (sequence number and
+    /// chained IV); see [`RecordDecryptor::decrypt_at`].
+    pub fn position(&self) -> RecordPosition {
+        RecordPosition {
+            seq: self.seq,
+            chain: match &self.inner {
+                Cipher::Cbc { chain, .. } => *chain,
+                _ => None,
+            },
+        }
+    }
+
+    /// Decrypts a record that was set aside at `pos` (a record the stream skipped with
+    /// [`RecordDecryptor::skip`]); the decryptor's own position is unchanged.
+    pub fn decrypt_at(
+        &mut self,
+        pos: RecordPosition,
+        record: &[u8],
+    ) -> Result<(u8, Vec<u8>), DecryptError> {
+        let header: [u8; 5] = record
+            .get(..5)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| DecryptError("record shorter than its header".into()))?;
+        let body = &record[5..];
+        if self.tls13 {
+            return tls13::open(&self.inner, pos.seq, &header, body);
+        }
+        let saved = match &mut self.inner {
+            Cipher::Cbc { chain, .. } => std::mem::replace(chain, pos.chain),
+            _ => None,
+        };
+        let r = tls12::open(&mut self.inner, pos.seq, &header, body);
+        if let Cipher::Cbc { chain, .. } = &mut self.inner {
+            *chain = saved;
+        }
+        r
+    }
+}
+
+/// Where a record sits in its direction's protection: sequence number and, under TLS 1.0
+/// CBC, the IV it was encrypted with (the first one comes from the key block: never printed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RecordPosition {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The chained IV (TLS 1.0 CBC).
+    pub chain: Option<[u8; 16]>,
+}
+
+impl fmt::Debug for RecordPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordPosition")
+            .field("seq", &self.seq)
+            .field("chained", &self.chain.is_some())
+            .finish()
     }
 }
 

@@ -276,6 +276,9 @@ pub struct DecryptDetails {
     pub keys_found: bool,
     /// Records decrypted per direction.
     pub records: [u64; 2],
+    /// Records passed over without decryption per direction, once the session was running
+    /// (the diagnosis does not need them; `--decrypt-all` decrypts them).
+    pub passed_over: [u64; 2],
     /// Records that failed to decrypt.
     pub failures: u64,
     /// The first failure: sender, frame, why.

@@ -53,7 +53,7 @@ impl Session {
             && self.streams[dir.index()].mode == Mode::Tls
             && self.details.nego.request_frame.is_none()
             && self.details.proxy.is_none()
-            && self.keeps_records(dir.index())
+            && self.keep_records_up_to(dir.index()).is_some()
     }
 
     /// The running tunnelled session.

@@ -446,6 +446,7 @@ impl Session {
             };
             let parsed = tls::parse_handshake(&hs[..n]);
             let msg_type = hs.first().copied().unwrap_or(0);
+            self.handshake_transcript(d, n);
             self.streams[d].hs_buf.drain(..n);
             match parsed {
                 Ok(msg) => self.handshake(dir, msg, msg_type, frame),

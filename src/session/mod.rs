@@ -147,6 +147,7 @@ impl Session {
 
     /// Ends the session and yields its record.
     pub fn finish(mut self) -> SessionRecord {
+        self.connection_closing();
         for dir in [Dir::ToServer, Dir::ToClient] {
             if let Some(held) = self.streams[dir.index()].held() {
                 self.details.incomplete_pdu[dir.index()] = Some(held);
@@ -186,8 +187,15 @@ impl ConnectionObserver for Session {
             TcpEvent::Syn { retransmit } => EventKind::Syn { retransmit },
             TcpEvent::SynAck { retransmit } => EventKind::SynAck { retransmit },
             TcpEvent::Established => EventKind::Established,
-            TcpEvent::Fin => EventKind::Fin,
-            TcpEvent::Rst => EventKind::Rst,
+            TcpEvent::Fin | TcpEvent::Rst => {
+                // Records set aside are decrypted before the close they precede.
+                self.connection_closing();
+                if event == TcpEvent::Fin {
+                    EventKind::Fin
+                } else {
+                    EventKind::Rst
+                }
+            }
             TcpEvent::Retransmission { len } => {
                 // Only the first retransmission of a run goes to the timeline.
                 if std::mem::replace(&mut self.retransmit_run[dir.index()], true) {

@@ -56,6 +56,9 @@ pub struct DirStream {
     pub hs_buf: Vec<u8>,
     /// Bytes seen in this direction.
     pub seen: u64,
+    /// The last bytes of the PDU being skipped (a TLS 1.0 CBC record's last block is the
+    /// next record's IV).
+    skip_tail: Vec<u8>,
 }
 
 impl DirStream {
@@ -68,6 +71,7 @@ impl DirStream {
             skipped: None,
             hs_buf: Vec::new(),
             seen: 0,
+            skip_tail: Vec::new(),
         }
     }
 
@@ -121,13 +125,23 @@ pub(super) fn frame_for(mode: Mode, b: &[u8], fastpath_ok: bool) -> Framing {
     }
 }
 
+/// Keeps the last bytes of a skipped PDU in `tail` (what a skipped TLS 1.0 CBC record
+/// hands on: its last ciphertext block, before the MAC under encrypt-then-MAC).
+fn push_tail(tail: &mut Vec<u8>, bytes: &[u8]) {
+    const KEEP: usize = crate::decrypt::RecordDecryptor::SKIP_TAIL;
+    let take = bytes.len().min(KEEP);
+    tail.extend_from_slice(bytes.get(bytes.len() - take..).unwrap_or_default());
+    let excess = tail.len().saturating_sub(KEEP);
+    tail.drain(..excess);
+}
+
 /// Whether the PDU starting at `head` (a complete header) can be skipped rather than parsed;
-/// `keep` keeps encrypted records whole for decryption.
-fn skippable(mode: Mode, head: &[u8], ccs_seen: bool, keep: bool) -> Option<Skipped> {
+/// encrypted records up to `keep` bytes are kept whole for decryption.
+fn skippable(mode: Mode, head: &[u8], ccs_seen: bool, keep: Option<usize>) -> Option<Skipped> {
     match mode {
         Mode::Tls => {
             let h = tls::parse_record_header(head)?;
-            if keep && usize::from(h.len) <= tls::MAX_RECORD_LEN {
+            if keep.is_some_and(|max| usize::from(h.len) <= max) {
                 return None;
             }
             let skip = match h.content_type {
@@ -157,10 +171,12 @@ impl Session {
             if s.skip > 0 {
                 let n = s.skip.min(data.len());
                 s.skip -= n;
+                push_tail(&mut s.skip_tail, &data[..n]);
                 data = &data[n..];
                 if s.skip == 0 {
                     if let Some(sk) = s.skipped.take() {
-                        self.skipped_pdu(dir, sk, frame);
+                        let tail = std::mem::take(&mut self.streams[d].skip_tail);
+                        self.skipped_pdu(dir, sk, &tail, frame);
                     }
                 }
                 continue;
@@ -192,7 +208,11 @@ impl Session {
             }
             let fp = self.fastpath_ok();
             let ccs = self.details.tls.ccs[d].is_some();
-            let keep = self.streams[d].mode == Mode::Tls && self.keeps_records(d);
+            let keep = if self.streams[d].mode == Mode::Tls {
+                self.keep_records_up_to(d)
+            } else {
+                None
+            };
             let s = &mut self.streams[d];
             if s.buf.is_empty() {
                 match frame_for(s.mode, data, fp) {
@@ -205,6 +225,8 @@ impl Session {
                         if let Some(sk) = skippable(s.mode, data, ccs, keep) {
                             s.skip = total - data.len();
                             s.skipped = Some(sk);
+                            s.skip_tail.clear();
+                            push_tail(&mut s.skip_tail, data);
                             data = &[];
                         } else if total > MAX_BUFFERED_PDU {
                             self.malformed(dir, frame, format!("pdu claiming {total} bytes"));
@@ -254,6 +276,8 @@ impl Session {
                         if let Some(sk) = skippable(s.mode, &s.buf, ccs, keep) {
                             s.skip = total - s.buf.len();
                             s.skipped = Some(sk);
+                            s.skip_tail.clear();
+                            push_tail(&mut s.skip_tail, &s.buf);
                             s.buf.clear();
                             s.buf_frame = None;
                         } else if total > MAX_BUFFERED_PDU {
@@ -348,16 +372,19 @@ impl Session {
             Mode::Tls if pdu.first() == Some(&tpkt::TPKT_VERSION) => self.tpkt_pdu(dir, pdu, frame),
             Mode::Tls => self.tls_record(dir, pdu, frame),
             Mode::Rdp if pdu.first() == Some(&tpkt::TPKT_VERSION) => self.tpkt_pdu(dir, pdu, frame),
-            Mode::Rdp => self.skipped_pdu(dir, Skipped::FastPath, frame),
+            Mode::Rdp => self.skipped_pdu(dir, Skipped::FastPath, &[], frame),
             _ => {}
         }
     }
 
     /// A PDU whose body was not needed, completed in `frame`.
-    fn skipped_pdu(&mut self, dir: Dir, sk: Skipped, frame: FrameRef) {
+    fn skipped_pdu(&mut self, dir: Dir, sk: Skipped, tail: &[u8], frame: FrameRef) {
         match sk {
             Skipped::FastPath => self.fastpath_pdu(dir, frame),
-            Skipped::TlsRecord(ctype, len) => self.tls_record_meta(dir, ctype, len, frame),
+            Skipped::TlsRecord(ctype, len) => {
+                self.record_passed_over(dir, ctype, tail);
+                self.tls_record_meta(dir, ctype, len, frame)
+            }
         }
     }
 }

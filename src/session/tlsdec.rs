@@ -2,18 +2,44 @@
 //! the inner framing of the plaintext (CredSSP TSRequests, the Early User Authorization
 //! Result, then TPKT/fast-path exactly like the clear Standard RDP Security path).
 
+use std::collections::VecDeque;
+
 use super::stream::{frame_for, Mode, MAX_BUFFERED_PDU};
 use super::{EventKind, Session};
-use crate::decrypt::{tls12_decryptors, tls13_decryptor, RecordDecryptor};
+use crate::decrypt::{
+    rsa_master_secret, server_hello_has_extension, tls12_decryptors, tls13_decryptor,
+    RecordDecryptor, RecordPosition, Transcript,
+};
 use crate::flow::{Dir, FrameRef};
 use crate::proto::credssp::{self, AuthToken};
 use crate::proto::nego::Protocols;
 use crate::proto::tls::{content_type, RecordHeader};
 use crate::proto::{tpkt, Framing};
 
+/// Once the session runs, records up to this many bytes are set aside (they may be the
+/// Set Error Info, Deactivate All or Disconnect Provider Ultimatum of the end), larger ones
+/// are passed over undecrypted.
+pub const SMALL_RECORD: usize = 1024;
+
+/// Records set aside per direction (the oldest is passed over when one more comes).
+pub const SET_ASIDE_RECORDS: usize = 8;
+
+/// An encrypted record kept to be decrypted when the connection closes.
+#[derive(Debug)]
+struct SetAside {
+    pos: RecordPosition,
+    record: Vec<u8>,
+    frame: FrameRef,
+    /// The record header's content type and length.
+    outer: u8,
+    len: u16,
+}
+
 /// One direction's decryption state.
 #[derive(Debug, Default)]
 pub struct DirCrypt {
+    /// Small records set aside once the session runs, oldest first.
+    set_aside: VecDeque<SetAside>,
     dec: Option<RecordDecryptor>,
     /// No keys, unusable keys or a failure: records are no longer kept or decrypted.
     pub given_up: bool,
@@ -21,6 +47,17 @@ pub struct DirCrypt {
     tls13_app: bool,
     /// TLS 1.3: this direction's Finished was decrypted; switch secrets after the record.
     pub switch_pending: bool,
+    /// RSA key exchange (client direction only): the handshake up to the ClientKeyExchange.
+    transcript: Option<Box<Transcript>>,
+    /// RSA key exchange (client direction only): the master secret, once derived.
+    rsa_master: Option<Vec<u8>>,
+    /// Client direction only: the ServerHello negotiated encrypt-then-MAC (RFC 7366).
+    encrypt_then_mac: bool,
+    /// Client direction only: a FIN or RST was seen; every record is decrypted from now on.
+    closing: bool,
+    /// Records of this direction were passed over or set aside: the next decrypted one
+    /// starts the PDU stream again.
+    resync: bool,
 }
 
 /// How the decrypted bytes of a direction are framed.
@@ -45,19 +82,156 @@ pub struct InnerStream {
 }
 
 impl Session {
-    /// Whether this direction's encrypted records must be kept whole to be decrypted.
-    pub(super) fn keeps_records(&self, d: usize) -> bool {
-        !self.crypt[d].given_up
+    /// Up to which length this direction's encrypted records must be kept whole to be
+    /// decrypted (`None`: none are).
+    pub(super) fn keep_records_up_to(&self, d: usize) -> Option<usize> {
+        let keys = !self.crypt[d].given_up
             && self
                 .config
                 .keys
                 .as_ref()
-                .is_some_and(|k| k.read().is_ok_and(|k| !k.is_empty()))
+                .is_some_and(|k| k.read().is_ok_and(|k| !k.is_empty()));
+        if !keys {
+            None
+        } else if self.settled() {
+            Some(SMALL_RECORD)
+        } else {
+            Some(crate::proto::tls::MAX_RECORD_LEN)
+        }
+    }
+
+    /// Whether the diagnosis is settled as far as decryption goes: the connection sequence
+    /// is over and both sides exchange fast-path PDUs (the session runs), nothing has
+    /// closed yet, and `--decrypt-all` was not given. Not for RD Gateway connections.
+    fn settled(&self) -> bool {
+        let m = &self.details.mcs;
+        !self.crypt[0].closing
+            && self.gateway.is_none()
+            && m.fastpath_pdus.iter().all(|n| *n > 0)
+            && !self
+                .config
+                .keys
+                .as_ref()
+                .is_some_and(|k| k.read().is_ok_and(|k| k.decrypt_all))
+    }
+
+    /// A protected record the stream skipped by length (its last bytes in `tail`): the
+    /// direction's sequence number (and TLS 1.0 CBC IV) moves past it.
+    pub(super) fn record_passed_over(&mut self, dir: Dir, ctype: u8, tail: &[u8]) {
+        let d = dir.index();
+        if self.crypt[d].given_up || !self.protected(dir, ctype) {
+            return;
+        }
+        let Some(dec) = self.crypt[d].dec.as_mut() else {
+            return;
+        };
+        if dec.skip(tail).is_err() {
+            self.crypt[d].dec = None;
+            self.crypt[d].given_up = true;
+            return;
+        }
+        self.details.decrypt.passed_over[d] += 1;
+        self.crypt[d].resync = true;
+    }
+
+    /// A FIN or RST, or the end: the records set aside are decrypted, and every record
+    /// after this one is.
+    pub(super) fn connection_closing(&mut self) {
+        self.crypt[0].closing = true;
+        self.decrypt_set_aside();
+    }
+
+    /// Starts the direction's decrypted PDU stream again at this record's plaintext after
+    /// records were passed over; `false` when the record does not begin with a PDU (its
+    /// content is then left alone).
+    fn resync_inner(&mut self, d: usize, ctype: u8, plain: &[u8]) -> bool {
+        if ctype != content_type::APPLICATION_DATA {
+            return true;
+        }
+        let fp = self.fastpath_allowed;
+        let inner = &mut self.inner[d];
+        if !matches!(inner.mode, InnerMode::Rdp | InnerMode::Ignore) {
+            return true;
+        }
+        inner.buf.clear();
+        if frame_for(Mode::Rdp, plain, fp) == Framing::Invalid {
+            return false;
+        }
+        inner.mode = InnerMode::Rdp;
+        true
+    }
+
+    /// Decrypts the records set aside in both directions.
+    fn decrypt_set_aside(&mut self) {
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            let d = dir.index();
+            while let Some(r) = self.crypt[d].set_aside.pop_front() {
+                let Some(dec) = self.crypt[d].dec.as_mut() else {
+                    self.crypt[d].set_aside.clear();
+                    break;
+                };
+                let (ctype, plain) = match dec.decrypt_at(r.pos, &r.record) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let what = format!("{e} (record {} from the {})", r.pos.seq, dir.sender());
+                        let dd = &mut self.details.decrypt;
+                        dd.failures += 1;
+                        dd.first_failure
+                            .get_or_insert_with(|| (dir, r.frame, what.clone()));
+                        self.push(r.frame, Some(dir), EventKind::DecryptFailed { what });
+                        continue;
+                    }
+                };
+                self.details.decrypt.records[d] += 1;
+                // Records in between were passed over: each one starts the PDU stream again.
+                if !self.resync_inner(d, ctype, &plain) {
+                    continue;
+                }
+                self.decrypted_content(dir, ctype, r.outer, r.len, &plain, r.frame);
+            }
+        }
+    }
+
+    /// Keeps the clear handshake message at the head of the direction's handshake buffer
+    /// (`n` bytes) for an RSA key exchange, when RSA private keys are given.
+    pub(super) fn handshake_transcript(&mut self, d: usize, n: usize) {
+        if let Some(sh) = self.streams[d]
+            .hs_buf
+            .get(..n)
+            .filter(|m| m.first() == Some(&2))
+        {
+            self.crypt[0].encrypt_then_mac = server_hello_has_extension(sh, 22);
+        }
+        let t = &self.crypt[0].transcript;
+        if t.as_ref().is_some_and(|t| t.done) {
+            return;
+        }
+        if t.is_none() {
+            let has_rsa = self
+                .config
+                .keys
+                .as_ref()
+                .is_some_and(|k| k.read().is_ok_and(|k| !k.rsa_keys().is_empty()));
+            if !has_rsa {
+                return;
+            }
+        }
+        let Some(msg) = self.streams[d].hs_buf.get(..n) else {
+            return;
+        };
+        self.crypt[0]
+            .transcript
+            .get_or_insert_with(Default::default)
+            .add(msg);
     }
 
     /// The direction lost bytes: its record sequence and inner framing are lost with them.
     pub(super) fn crypt_gap(&mut self, dir: Dir) {
         let d = dir.index();
+        // What was set aside before the gap can still be decrypted.
+        if !self.crypt[d].set_aside.is_empty() {
+            self.decrypt_set_aside();
+        }
         if self.crypt[d].dec.is_some() {
             self.crypt[d].dec = None;
             self.crypt[d].given_up = true;
@@ -121,11 +295,46 @@ impl Session {
             };
             tls13_decryptor(sh.cipher_suite, secret)
         } else {
-            let Some(master) = keys.master_secret(&ch.random) else {
-                return false;
+            let master = match keys.master_secret(&ch.random) {
+                Some(m) => m.to_vec(),
+                None if keys.rsa_keys().is_empty() => return false,
+                None => match &self.crypt[0].rsa_master {
+                    Some(m) => m.clone(),
+                    None => {
+                        let t = self.crypt[0].transcript.take().unwrap_or_default();
+                        let r = rsa_master_secret(
+                            keys.rsa_keys(),
+                            &t,
+                            sh.version,
+                            sh.cipher_suite,
+                            &ch.random,
+                            &sh.random,
+                        );
+                        self.details.decrypt.keys_found = true;
+                        match r {
+                            Ok(m) => {
+                                self.crypt[0].transcript = None;
+                                self.crypt[0].rsa_master = Some(m.clone());
+                                m
+                            }
+                            Err(e) => {
+                                self.details.decrypt.unusable.get_or_insert(e.0);
+                                return false;
+                            }
+                        }
+                    }
+                },
             };
-            tls12_decryptors(sh.cipher_suite, sh.version, master, &ch.random, &sh.random)
-                .map(|[c, s]| if dir == Dir::ToServer { c } else { s })
+            let etm = self.crypt[0].encrypt_then_mac;
+            tls12_decryptors(sh.cipher_suite, sh.version, &master, &ch.random, &sh.random).map(
+                |[c, s]| {
+                    let mut dec = if dir == Dir::ToServer { c } else { s };
+                    if etm {
+                        dec.set_encrypt_then_mac();
+                    }
+                    dec
+                },
+            )
         };
         self.details.decrypt.keys_found = true;
         match made {
@@ -157,9 +366,45 @@ impl Session {
             self.crypt[d].given_up = true;
             return false;
         }
+        let settled = self.settled();
         let Some(dec) = self.crypt[d].dec.as_mut() else {
             return false;
         };
+        // The session runs: pass over bulk records, set small ones aside (TLS 1.2 alerts,
+        // visible by their outer type, are decrypted at once).
+        if settled && h.content_type != content_type::ALERT {
+            let tail = rec
+                .get(rec.len().saturating_sub(RecordDecryptor::SKIP_TAIL)..)
+                .unwrap_or_default();
+            let pos = dec.position();
+            self.crypt[d].resync = true;
+            let Some(dec) = self.crypt[d].dec.as_mut() else {
+                return false;
+            };
+            if dec.skip(tail).is_err() {
+                self.crypt[d].dec = None;
+                self.crypt[d].given_up = true;
+                return false;
+            }
+            if usize::from(h.len) > SMALL_RECORD {
+                self.details.decrypt.passed_over[d] += 1;
+                return false;
+            }
+            let c = &mut self.crypt[d];
+            if c.set_aside.len() >= SET_ASIDE_RECORDS {
+                c.set_aside.pop_front();
+                self.details.decrypt.passed_over[d] += 1;
+            }
+            self.crypt[d].set_aside.push_back(SetAside {
+                pos,
+                record: rec.to_vec(),
+                frame,
+                outer: h.content_type,
+                len: h.len,
+            });
+            self.tls_record_meta(dir, h.content_type, h.len, frame);
+            return true;
+        }
         let (ctype, plain) = match dec.decrypt(rec) {
             Ok(x) => x,
             Err(e) => {
@@ -180,21 +425,39 @@ impl Session {
         } else {
             self.tls_record_meta(dir, h.content_type, h.len, frame);
         }
+        if std::mem::take(&mut self.crypt[d].resync) && !self.resync_inner(d, ctype, &plain) {
+            return true;
+        }
+        self.decrypted_content(dir, ctype, h.content_type, h.len, &plain, frame);
+        true
+    }
+
+    /// The content of a decrypted record (`outer` is the record header's type; its
+    /// metadata has been counted already).
+    fn decrypted_content(
+        &mut self,
+        dir: Dir,
+        ctype: u8,
+        outer: u8,
+        len: u16,
+        plain: &[u8],
+        frame: FrameRef,
+    ) {
+        let d = dir.index();
         match ctype {
-            content_type::APPLICATION_DATA => self.inner_data(dir, &plain, frame),
+            content_type::APPLICATION_DATA => self.inner_data(dir, plain, frame),
             content_type::HANDSHAKE if self.details.tls.is_tls13() => {
-                self.handshake_bytes(dir, &plain, frame);
+                self.handshake_bytes(dir, plain, frame);
                 if std::mem::take(&mut self.crypt[d].switch_pending) {
                     self.crypt[d].tls13_app = true;
                     self.crypt[d].dec = None;
                 }
             }
-            content_type::ALERT if h.content_type != content_type::ALERT => {
-                self.alert_record(dir, &plain, h.len, frame)
+            content_type::ALERT if outer != content_type::ALERT => {
+                self.alert_record(dir, plain, len, frame)
             }
             _ => {}
         }
-        true
     }
 
     /// Decrypted application data of a direction.

@@ -333,3 +333,137 @@ fn secrets_never_reach_the_output() {
     assert!(!all.contains(&secret.to_lowercase()));
     assert!(!all.contains(&secret[..16].to_lowercase()));
 }
+
+/// ../shared/corpus/public/Intro_Traffic_Analysis: rdp.pcap (TLS 1.0,
+/// TLS_RSA_WITH_AES_128_CBC_SHA, no extended master secret) and the server's private.key
+/// (PKCS#8 PEM after PKCS#12 "Bag Attributes"). Redistribution terms unknown: used in
+/// place. The capture ends in a truncated record (the analysis reports it and goes on).
+fn intro_capture() -> Option<(PathBuf, PathBuf)> {
+    let dir = corpus()?.parent()?.join("Intro_Traffic_Analysis");
+    Some((dir.join("rdp.pcap"), dir.join("private.key")))
+}
+
+fn analyse_with_rsa(pcap: &std::path::Path, key_file: Option<&[u8]>) -> serde_json::Value {
+    let mut config = AnalyzeConfig::default();
+    if let Some(text) = key_file {
+        assert_eq!(config.keys.add_rsa_keys(text), Ok(1));
+    }
+    let fa = analyze_path(pcap.to_str().unwrap(), &config);
+    assert_eq!(fa.connections.len(), 1);
+    let opts = ReportOptions {
+        timeline: true,
+        ..ReportOptions::default()
+    };
+    serde_json::to_value(ConnectionReport::new("rdp.pcap", &fa.connections[0], opts)).unwrap()
+}
+
+fn timeline_has(j: &serde_json::Value, frame: u64, text: &str) -> bool {
+    j["timeline"].as_array().is_some_and(|t| {
+        t.iter()
+            .any(|e| e["frame"] == frame && e["what"].as_str().is_some_and(|w| w.contains(text)))
+    })
+}
+
+/// TLS 1.0 with RSA key exchange, decrypted with the server's RSA private key. What it
+/// shows was checked with `tshark -o 'uat:rsa_keys:"private.key",""' -d tcp.port==3389,tls`:
+/// ClientData 14 (clientName doskop, build 2600, channels cliprdr rdpsnd snddbg rdpdr),
+/// ServerData 15, ClientInfo 40, licensing Error Alert 41 (Valid Client, No Transition),
+/// Demand Active 43, Deactivate All 131, the client's X.224 DR TPDU 5962.
+#[test]
+fn rsa_private_key_decrypts_tls10_rsa_key_exchange() {
+    let Some((pcap, key)) = intro_capture() else {
+        return;
+    };
+    let key = std::fs::read(key).unwrap();
+    let j = analyse_with_rsa(&pcap, Some(&key));
+    assert_eq!(j["decrypted"], true, "{}", j["notes"]);
+    assert_eq!(j["tls"]["version"], "TLS1.0");
+    assert_eq!(j["tls"]["cipher"], "TLS_RSA_WITH_AES_128_CBC_SHA");
+    assert_eq!(j["phase"], "rdp_session");
+    assert_eq!(j["phase_inferred"], false);
+    assert_eq!(j["cause"], "session_closed_by_client", "{}", j["summary"]);
+    assert_eq!(j["ended_by"], "client");
+    let m = &j["mcs"];
+    assert_eq!(m["client_name"], "doskop");
+    assert_eq!(m["client_build"], 2600);
+    assert_eq!(
+        m["channels"],
+        serde_json::json!(["cliprdr", "rdpsnd", "snddbg", "rdpdr"])
+    );
+    assert_eq!(m["license_error"], "STATUS_VALID_CLIENT");
+    let ev = j["evidence"].to_string();
+    assert!(
+        ev.contains("\"frame\":40") && ev.contains("Client Info PDU"),
+        "{ev}"
+    );
+    assert!(ev.contains("\"frame\":5962"), "{ev}");
+    for (frame, what) in [
+        (14, "MCS Connect Initial"),
+        (15, "MCS Connect Response"),
+        (41, "STATUS_VALID_CLIENT"),
+        (43, "Demand Active"),
+        (131, "Deactivate All"),
+    ] {
+        assert!(timeline_has(&j, frame, what), "frame {frame}: {what}");
+    }
+    assert!(
+        !j["notes"].to_string().contains("not used"),
+        "{}",
+        j["notes"]
+    );
+    // Without the key the same verdict, inferred.
+    let n = analyse_with_rsa(&pcap, None);
+    assert_eq!(n["decrypted"], false);
+    assert_eq!(n["phase_inferred"], true);
+    for k in ["cause", "outcome", "ended_by", "key_frame", "phase"] {
+        assert_eq!(n[k], j[k], "{k}");
+    }
+}
+
+/// Another server's key: reported in the notes, not fatal, the verdict inferred as without keys.
+#[test]
+fn unmatched_rsa_key_is_reported_not_fatal() {
+    let Some((pcap, _)) = intro_capture() else {
+        return;
+    };
+    let other = std::path::Path::new("testdata/own/keylog/rsa-kex-server.key");
+    let j = analyse_with_rsa(&pcap, Some(&std::fs::read(other).unwrap()));
+    assert_eq!(j["decrypted"], false);
+    assert_eq!(j["cause"], "session_closed_by_client");
+    let notes = j["notes"].to_string();
+    assert!(
+        notes.contains("RSA private key does not match the server's certificate"),
+        "{notes}"
+    );
+}
+
+/// `--rsa-key` through the CLI: no byte of the key reaches the output; a file that is not a
+/// key is a usage error naming the file.
+#[test]
+fn rsa_key_never_reaches_the_output() {
+    let Some((pcap, key)) = intro_capture() else {
+        return;
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rdpdiag"))
+        .args(["analyze", "--format", "jsonl", "-v", "--rsa-key"])
+        .arg(&key)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    // Exit 1: the capture's last record is truncated (reported, the rest analysed).
+    assert_eq!(out.status.code(), Some(1));
+    let all = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).to_string();
+    assert!(all.contains("\"decrypted\":true"), "{all}");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    for line in pem.lines().filter(|l| l.len() >= 40 && !l.contains(' ')) {
+        assert!(!all.contains(&line[..24]), "key bytes in the output");
+    }
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_rdpdiag"))
+        .args(["analyze", "--rsa-key", "Cargo.toml"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("cannot use the RSA key Cargo.toml"), "{err}");
+}

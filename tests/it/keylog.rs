@@ -58,7 +58,7 @@ impl Family {
     }
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 9] = [
     // Client close: close_notify 162, FIN 164, server close_notify 165, RST 166.
     Case {
         file: "keylog-tls-success.pcapng",
@@ -155,6 +155,55 @@ const CASES: [Case; 6] = [
             (128, "client", "close_notify"),
         ],
         family: Family::SessionEndedByServer,
+    },
+    // TLS 1.0, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA with encrypt-then-MAC (chained IVs):
+    // ClientInfo 33, client close_notify 165, FIN 167 (tshark with the key log agrees).
+    Case {
+        file: "keylog-tls10-success.pcapng",
+        tls: "TLS1.0",
+        cause: "session_closed_by_client",
+        outcome: "success",
+        ended_by: "client",
+        key_frame: 167,
+        evidence: &[4, 6, 33, 167],
+        decoded: Some("Client Info PDU"),
+        alerts: &[
+            (165, "client", "close_notify"),
+            (168, "server", "close_notify"),
+        ],
+        family: Family::SessionClosedByClient,
+    },
+    // TLS 1.1, TLS_RSA_WITH_AES_256_CBC_SHA with encrypt-then-MAC (explicit IVs).
+    Case {
+        file: "keylog-tls11-rsa.pcapng",
+        tls: "TLS1.1",
+        cause: "session_closed_by_client",
+        outcome: "success",
+        ended_by: "client",
+        key_frame: 152,
+        evidence: &[4, 6, 36, 152],
+        decoded: Some("Client Info PDU"),
+        alerts: &[
+            (150, "client", "close_notify"),
+            (153, "server", "close_notify"),
+        ],
+        family: Family::SessionClosedByClient,
+    },
+    // TLS 1.2, TLS_RSA_WITH_AES_128_GCM_SHA256 with the extended master secret.
+    Case {
+        file: "keylog-tls12-rsa.pcapng",
+        tls: "TLS1.2",
+        cause: "session_closed_by_client",
+        outcome: "success",
+        ended_by: "client",
+        key_frame: 144,
+        evidence: &[4, 6, 33, 144],
+        decoded: Some("Client Info PDU"),
+        alerts: &[
+            (142, "client", "close_notify"),
+            (145, "server", "close_notify"),
+        ],
+        family: Family::SessionClosedByClient,
     },
 ];
 
@@ -377,6 +426,63 @@ fn plain_pcap_with_keylog_file_through_the_cli() {
     assert_eq!(j["key_frame"], 18);
 }
 
+/// The RSA key-exchange captures without their key log (testdata/own/keylog/*.pcap),
+/// decrypted with the server's test key (`--rsa-key`): the same verdict, evidence and
+/// decoded facts as with the key log (tshark with `uat:rsa_keys` decrypts the same 65 and
+/// 61 RDP PDUs as with the key log). TLS 1.1 CBC with encrypt-then-MAC, TLS 1.2 GCM with
+/// the extended master secret.
+#[test]
+fn rsa_key_decrypts_own_rsa_key_exchange_captures() {
+    let key = std::fs::read("testdata/own/keylog/rsa-kex-server.key").unwrap();
+    for f in ["keylog-tls11-rsa", "keylog-tls12-rsa"] {
+        let embedded = report(&only_connection(&own(&format!("{f}.pcapng"))), f);
+        let plain = Path::new("testdata/own/keylog").join(format!("{f}.pcap"));
+        let mut keys = KeyStore::new();
+        assert_eq!(keys.add_rsa_keys(&key), Ok(1));
+        let (conns, secrets) = analyse_stripped(&plain, keys);
+        assert!(secrets.is_empty(), "{f}: the plain pcap has no key log");
+        assert_eq!(conns.len(), 1);
+        let j = report(&conns[0], f);
+        assert_eq!(j["decrypted"], true, "{f}: {}", j["notes"]);
+        for k in [
+            "cause",
+            "outcome",
+            "key_frame",
+            "evidence",
+            "tls",
+            "mcs",
+            "phase",
+        ] {
+            assert_eq!(j[k], embedded[k], "{f}: {k}");
+        }
+        assert_eq!(
+            conns[0].record.session.details.decrypt.records,
+            only_connection(&own(&format!("{f}.pcapng")))
+                .record
+                .session
+                .details
+                .decrypt
+                .records,
+            "{f}"
+        );
+    }
+}
+
+/// An RSA key cannot open an ECDHE key exchange: a note says so, the verdict is inferred.
+#[test]
+fn rsa_key_with_ecdhe_is_a_note() {
+    let key = std::fs::read("testdata/own/keylog/rsa-kex-server.key").unwrap();
+    let mut keys = KeyStore::new();
+    keys.add_rsa_keys(&key).unwrap();
+    let f = "keylog-tls10-success.pcapng";
+    let (conns, _) = analyse_stripped(&own(f), keys);
+    let j = report(&conns[0], f);
+    assert_eq!(j["decrypted"], false);
+    assert_eq!(j["cause"], "session_closed_by_client");
+    let notes = j["notes"].to_string();
+    assert!(notes.contains("does not use RSA key exchange"), "{notes}");
+}
+
 // ---- Known rdpdiag bugs found with these captures (fail today; run with --ignored).
 
 /// keylog-server-ended without keys: "the server cut it with a TCP FIN ... without an
@@ -426,4 +532,85 @@ fn nla_failure_without_error_code_uses_the_decrypted_messages() {
     assert!(!ev.contains("encrypted)"), "{ev}");
     let frames = evidence_frames(&j);
     assert!(frames.contains(&16), "{frames:?}");
+}
+
+/// Every key-logged capture (own ones, and with RDPDIAG_CORPUS the wireshark-rdp captures
+/// with Decryption Secrets Blocks): decryption that stops once the session runs (records
+/// passed over, small ones set aside and decrypted at the close) gives exactly the report
+/// of `--decrypt-all`, timeline aside; and it does pass records over.
+#[test]
+fn settled_decryption_gives_the_decrypt_all_verdicts() {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir("testdata/own")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcapng"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("keylog-")
+        })
+        .collect();
+    for f in ["keylog-tls11-rsa.pcap", "keylog-tls12-rsa.pcap"] {
+        files.push(Path::new("testdata/own/keylog").join(f));
+    }
+    match std::env::var_os("RDPDIAG_CORPUS") {
+        Some(c) => {
+            let dir = Path::new(&c).join("wireshark-rdp");
+            for sub in [dir.clone(), dir.join("history-a0b410f")] {
+                for e in std::fs::read_dir(sub).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.extension().is_some_and(|x| x == "pcapng") {
+                        files.push(p);
+                    }
+                }
+            }
+        }
+        None => eprintln!("SKIPPED (corpus part): RDPDIAG_CORPUS is not set"),
+    }
+    files.sort();
+    let rsa = std::fs::read("testdata/own/keylog/rsa-kex-server.key").unwrap();
+    let (mut passed_over, mut decrypted, mut compared) = (0u64, 0u64, 0usize);
+    for path in &files {
+        let run = |all: bool| {
+            let mut config = AnalyzeConfig::default();
+            config.keys.add_rsa_keys(&rsa).unwrap();
+            config.keys.decrypt_all = all;
+            let fa = analyze_path(path.to_str().unwrap(), &config);
+            fa.connections
+        };
+        let (settled, all) = (run(false), run(true));
+        assert_eq!(settled.len(), all.len(), "{}", path.display());
+        for (s, a) in settled.iter().zip(&all) {
+            let f = path.display().to_string();
+            let (js, ja) = (report(s, &f), report(a, &f));
+            assert_eq!(js, ja, "{f}: settled vs --decrypt-all");
+            let (ds, da) = (
+                &s.record.session.details.decrypt,
+                &a.record.session.details.decrypt,
+            );
+            assert_eq!(da.passed_over, [0, 0], "{f}");
+            assert_eq!(ds.failures, da.failures, "{f}");
+            passed_over += ds.passed_over.iter().sum::<u64>();
+            decrypted += ds.records.iter().sum::<u64>();
+            compared += usize::from(da.decrypted());
+            // Every record --decrypt-all decrypts is either decrypted or passed over.
+            if da.failures == 0 {
+                for d in 0..2 {
+                    assert_eq!(
+                        ds.records[d] + ds.passed_over[d],
+                        da.records[d],
+                        "{f} dir {d}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(compared >= 11, "{compared} decrypted connections compared");
+    assert!(
+        passed_over > decrypted,
+        "passed over {passed_over}, decrypted {decrypted}"
+    );
+    eprintln!("{compared} decrypted connections: {decrypted} records decrypted, {passed_over} passed over");
 }

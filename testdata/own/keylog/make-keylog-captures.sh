@@ -12,7 +12,11 @@
 # log is then embedded in the capture as a pcapng Decryption Secrets Block:
 #     editcap --inject-secrets tls,KEYLOG in.pcap out.pcapng
 # For keylog-nla-wrong-password the plain pcap and its key log are also kept
-# in this directory (for `rdpdiag analyze --keylog`).
+# in this directory (for `rdpdiag analyze --keylog`); for the RSA key-exchange
+# scenarios (keylog-tls11-rsa, keylog-tls12-rsa) the plain pcap is kept here, to be
+# decrypted with the server's fixed test key rsa-kex-server.key (`--rsa-key`).
+# TLS 1.0/1.1 need OpenSSL security level 0 on both sides (xrdp: @SECLEVEL=0 in
+# tls_ciphers; xfreerdp: /tls-seclevel:0).
 #
 # Environment: KEEP_WORK=1 keeps the work directory (logs, raw pcaps, key logs).
 set -u
@@ -27,7 +31,8 @@ C4=10.77.0.2 S4=10.77.0.1
 DISP_C=:73 DISP_S=:74
 RDP_USER=rdpuser RDP_PASS='Passw0rd!'
 ALL=(keylog-tls-success keylog-tls12-success keylog-nla-success keylog-nla-wrong-password
-     keylog-cert-rejected keylog-server-ended)
+     keylog-cert-rejected keylog-server-ended keylog-tls10-success keylog-tls11-rsa
+     keylog-tls12-rsa)
 
 SCEN_PIDS=() GLOBAL_PIDS=()
 log() { echo "[keylog] $*" >&2; }
@@ -217,6 +222,27 @@ sc_keylog-server-ended() {       # xrdp's per-connection child gets SIGTERM afte
   log "SIGTERM to xrdp pid $child (session child)"
   kill -TERM "$child"
   client_wait; cap_stop keylog-server-ended
+}
+
+sc_keylog-tls10-success() {      # TLS 1.0, ECDHE-RSA-AES128-SHA (0xc013): CBC IVs chained
+  net_up; start_xrdp ssl_protocols=TLSv1 'tls_ciphers=ECDHE-RSA-AES128-SHA:@SECLEVEL=0'; cap_start
+  client_start "${XR_TLS[@]}" /tls-seclevel:0; sleep 2; client_close; client_wait
+  cap_stop keylog-tls10-success
+}
+# keep_plain NAME : the capture without its key log, for --rsa-key
+keep_plain() { cp "$WORK/$1.pcap" "$HERE/$1.pcap"; chmod 644 "$HERE/$1.pcap"; }
+RSA_CERT=(certificate=$HERE/rsa-kex-server.crt key_file=$HERE/rsa-kex-server.key)
+sc_keylog-tls11-rsa() {          # TLS 1.1, AES256-SHA (0x0035): RSA key exchange, explicit IVs
+  net_up; start_xrdp ssl_protocols=TLSv1.1 'tls_ciphers=AES256-SHA:@SECLEVEL=0' "${RSA_CERT[@]}"
+  cap_start
+  client_start "${XR_TLS[@]}" /tls-seclevel:0; sleep 2; client_close; client_wait
+  cap_stop keylog-tls11-rsa; keep_plain keylog-tls11-rsa
+}
+sc_keylog-tls12-rsa() {          # TLS 1.2, AES128-GCM-SHA256 (0x009c): RSA key exchange, EMS
+  net_up; start_xrdp ssl_protocols=TLSv1.2 tls_ciphers=AES128-GCM-SHA256 "${RSA_CERT[@]}"
+  cap_start
+  client_start "${XR_TLS[@]}"; sleep 2; client_close; client_wait
+  cap_stop keylog-tls12-rsa; keep_plain keylog-tls12-rsa
 }
 
 summary() {
