@@ -233,6 +233,8 @@ pub struct McsDetails {
     /// the capabilities exchange.
     #[serde(skip)]
     pub finalization: Option<FrameRef>,
+    /// The server's Font Map PDU: the last of the connection sequence.
+    pub font_map: Option<FrameRef>,
     /// The finalization PDU was inferred (an encrypted client PDU after Confirm Active).
     #[serde(skip)]
     pub finalization_inferred: bool,

@@ -299,6 +299,9 @@ impl Session {
                     .and_then(mcs::finalization::name)
                     .unwrap_or("finalization");
                 m.finalization.get_or_insert(frame);
+                if dir == Dir::ToClient && sc.pdu_type2 == Some(mcs::finalization::FONTMAP) {
+                    m.font_map.get_or_insert(frame);
+                }
                 let seen = self
                     .timeline
                     .iter()
