@@ -155,8 +155,16 @@ impl Session {
                     .get_or_insert((dir, reason, frame));
                 self.push(frame, Some(dir), EventKind::McsDisconnect { reason });
             }
-            McsPdu::SendDataRequest { user_data, .. }
-            | McsPdu::SendDataIndication { user_data, .. } => self.send_data(dir, user_data, frame),
+            McsPdu::SendDataRequest {
+                user_data,
+                channel_id,
+                ..
+            }
+            | McsPdu::SendDataIndication {
+                user_data,
+                channel_id,
+                ..
+            } => self.send_data(dir, channel_id, user_data, frame),
             McsPdu::Other(_) => {}
         }
     }
@@ -164,11 +172,19 @@ impl Session {
     /// MCS Send Data user data. Under Standard RDP Security every PDU has a security header
     /// whose flags tell Security Exchange, Client Info and licensing apart; under Enhanced RDP
     /// Security (TLS, decrypted) only Client Info, licensing, auto-detect and multitransport
-    /// PDUs have one, the rest start with a bare Share Control header.
-    fn send_data(&mut self, dir: Dir, user_data: &[u8], frame: FrameRef) {
+    /// PDUs have one, the rest start with a bare Share Control header. Static virtual
+    /// channel data (clipboard, sound, drives...) carries none of the connection sequence
+    /// and is not read as if it did.
+    fn send_data(&mut self, dir: Dir, channel_id: u16, user_data: &[u8], frame: FrameRef) {
         let enhanced = self.details.nego.selected.is_some_and(|p| p.uses_tls());
         if dir == Dir::ToClient && self.details.mcs.client_info.is_some() {
             self.details.mcs.server_pdus_after_info += 1;
+        }
+        let virtual_channel = self.details.mcs.connect_response.as_ref().is_some_and(|r| {
+            r.channel_ids.contains(&channel_id) && r.io_channel != Some(channel_id)
+        });
+        if virtual_channel {
+            return;
         }
         if enhanced && mcs::is_share_control(user_data) {
             self.share_control(dir, user_data, frame);

@@ -101,13 +101,15 @@ impl Session {
     }
 
     /// Whether the diagnosis is settled as far as decryption goes: the connection sequence
-    /// is over (the server sent its Font Map, or both sides exchange fast-path PDUs), nothing
-    /// has closed yet, and `--decrypt-all` was not given. Not for RD Gateway connections.
+    /// is over (the server sent its Font Map and its first fast-path output, or both sides
+    /// exchange fast-path PDUs), nothing has closed yet, and `--decrypt-all` was not given.
+    /// Not for RD Gateway connections.
     fn settled(&self) -> bool {
         let m = &self.details.mcs;
         !self.crypt[0].closing
             && self.gateway.is_none()
-            && (m.font_map.is_some() || m.fastpath_pdus.iter().all(|n| *n > 0))
+            && ((m.font_map.is_some() && m.fastpath_pdus[Dir::ToClient.index()] > 0)
+                || m.fastpath_pdus.iter().all(|n| *n > 0))
             && !self
                 .config
                 .keys
