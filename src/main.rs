@@ -10,7 +10,9 @@ use rdpdiag::batch::{self, Input, Shard};
 use rdpdiag::cli::{AnalyzeArgs, Command, FormatArg, Opts, SummarizeArgs};
 use rdpdiag::pipeline::AnalyzeConfig;
 use rdpdiag::pipeline::Finished;
-use rdpdiag::report::{self, ConnectionReport, HtmlWriter, ReportOptions, TableOptions, TableWriter};
+use rdpdiag::report::{
+    self, ConnectionReport, HtmlWriter, ReportOptions, TableOptions, TableWriter,
+};
 use rdpdiag::summary::SummaryBuilder;
 
 fn main() -> ExitCode {

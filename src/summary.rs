@@ -354,11 +354,14 @@ impl SummaryBuilder {
         let mut groups: Vec<(usize, usize)> = Vec::new();
         let mut begin = 0;
         for (k, r) in sorted.iter().enumerate() {
-            let same = k.checked_sub(1).and_then(|p| sorted.get(p)).is_some_and(|p| {
-                p.client_ip == r.client_ip
-                    && p.server == r.server
-                    && r.start_s - p.end_s.max(p.start_s) <= ATTEMPT_GAP_S
-            });
+            let same = k
+                .checked_sub(1)
+                .and_then(|p| sorted.get(p))
+                .is_some_and(|p| {
+                    p.client_ip == r.client_ip
+                        && p.server == r.server
+                        && r.start_s - p.end_s.max(p.start_s) <= ATTEMPT_GAP_S
+                });
             if !same && k > begin {
                 groups.push((begin, k));
                 begin = k;
@@ -480,7 +483,12 @@ fn attempt_kind(group: &[&Row], names: &Names) -> &'static str {
     if downgraded {
         return "downgrade_after_negotiation_failure";
     }
-    if group.iter().rev().skip(1).any(|r| nm(r.outcome) == "failure") {
+    if group
+        .iter()
+        .rev()
+        .skip(1)
+        .any(|r| nm(r.outcome) == "failure")
+    {
         return "retry_after_failure";
     }
     "retry"

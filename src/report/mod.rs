@@ -67,7 +67,11 @@ impl OutcomeCounts {
 
 /// One line summarising a file.
 pub fn file_summary_line(f: &FileAnalysis) -> String {
-    FileTotals::of(f).line(&f.path, f.stats.frames, f.problem().map(ToString::to_string))
+    FileTotals::of(f).line(
+        &f.path,
+        f.stats.frames,
+        f.problem().map(ToString::to_string),
+    )
 }
 
 /// A file's TCP connections and UDP transports in order of their first frame.

@@ -77,7 +77,11 @@ pub fn write_table(
     writeln!(
         out,
         "{}",
-        totals.line(&f.path, f.stats.frames, f.problem().map(ToString::to_string))
+        totals.line(
+            &f.path,
+            f.stats.frames,
+            f.problem().map(ToString::to_string)
+        )
     )
 }
 
