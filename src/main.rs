@@ -161,14 +161,16 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         opts: ropts,
         color,
     };
-    // Everything a connection's result goes to besides the table or JSON Lines.
+    // Everything a connection's result goes to besides the table or JSON Lines. A failure to
+    // write the HTML report's temporary files ends the report, not the output (said at the end).
+    let mut html_error: Option<io::Error> = None;
     let side = |path: &str,
                 item: report::Item<'_>,
                 summary: &mut Option<SummaryBuilder>,
-                html: &mut Option<HtmlWriter>|
-     -> io::Result<()> {
+                html: &mut Option<HtmlWriter>,
+                html_error: &mut Option<io::Error>| {
         if summary.is_none() && html.is_none() {
-            return Ok(());
+            return;
         }
         let r = match item {
             report::Item::Tcp(d) => ConnectionReport::new(path, d, plain),
@@ -184,9 +186,11 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
                 report::Item::Tcp(d) => report::ladder(d),
                 report::Item::Udp(u) => report::udp_rungs(u),
             };
-            h.add(&report::HtmlConnection { report: r, rungs })?;
+            if let Err(e) = h.add(&report::HtmlConnection { report: r, rungs }) {
+                *html_error = Some(e);
+                *html = None;
+            }
         }
-        Ok(())
     };
     let mut first = true;
     // Captures analysed one at a time are printed as their connections finish (tables in
@@ -201,7 +205,13 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             let mut table = (args.format == FormatArg::Table)
                 .then(|| TableWriter::new(path, topts, report::TABLE_PAGE));
             let mut write = |item: Finished| -> io::Result<()> {
-                side(path, report::Item::of(&item), &mut summary, &mut html)?;
+                side(
+                    path,
+                    report::Item::of(&item),
+                    &mut summary,
+                    &mut html,
+                    &mut html_error,
+                );
                 match table.as_mut() {
                     Some(t) => t.push(&mut out, item),
                     None => {
@@ -223,7 +233,10 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
                 .map(ToString::to_string);
             if let Some(e) = &problem {
                 failed = true;
-                eprintln!("rdpdiag: {e}");
+                match &progress {
+                    Some(bar) => bar.suspend(|| eprintln!("rdpdiag: {e}")),
+                    None => eprintln!("rdpdiag: {e}"),
+                }
             }
             if let Some(t) = table {
                 t.finish(&mut out, run.stats.frames, problem.clone())?;
@@ -256,7 +269,13 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             first = false;
             if summary.is_some() || html.is_some() {
                 for item in report::items(&analysis) {
-                    side(&analysis.path, item, &mut summary, &mut html)?;
+                    side(
+                        &analysis.path,
+                        item,
+                        &mut summary,
+                        &mut html,
+                        &mut html_error,
+                    );
                 }
             }
             if let Some(b) = summary.as_mut() {
@@ -280,12 +299,16 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             }
             out.flush()?;
         }
-        if let (Some(path), Some(h)) = (&args.html, html) {
-            let written = std::fs::File::create(path).and_then(|f| {
-                let mut w = io::BufWriter::new(f);
-                h.finish(&mut w, "rdpdiag report", &s)?;
-                w.flush()
-            });
+        if let Some(path) = &args.html {
+            let written = match (html, html_error) {
+                (_, Some(e)) => Err(e),
+                (None, None) => Ok(()),
+                (Some(h), None) => std::fs::File::create(path).and_then(|f| {
+                    let mut w = io::BufWriter::new(f);
+                    h.finish(&mut w, "rdpdiag report", &s)?;
+                    w.flush()
+                }),
+            };
             if let Err(e) = written {
                 eprintln!("rdpdiag: cannot write {path}: {e}");
                 failed = true;

@@ -967,3 +967,34 @@ fn syn_flood_1m_streamed() {
     // 50,000 live connections of about 4 KiB: measured 206 MiB (debug build).
     assert!(mib < 256, "peak RSS {mib} MiB");
 }
+
+/// The HTML report's temporary files cannot be created: the report is not written and the
+/// binary says why (exit code 1), while the table is still printed in full.
+#[test]
+fn html_report_says_when_its_temporary_files_cannot_be_written() {
+    let path = syn_flood(5_000, "flood5000.pcap");
+    let report = tmp("flood5000.html");
+    let out = Command::new(BIN)
+        .args(["analyze", "--width", "120", "--html"])
+        .arg(&report)
+        .arg(&path)
+        .env("TMPDIR", "/nonexistent/rdpdiag-tmp")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write")
+            && err.contains("cannot create a temporary file in /nonexistent/rdpdiag-tmp"),
+        "{err}"
+    );
+    assert!(!report.exists());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("#5001 10.1.0.1:50000 -> 10.0.0.1:3389  [port_closed"));
+    assert!(text
+        .lines()
+        .last()
+        .unwrap()
+        .ends_with("5001 RDP connections: 0 success, 1 failure, 5000 incomplete"));
+}
