@@ -577,7 +577,7 @@ fn syn_flood_100k_memory() {
     assert!(mib < 300, "peak RSS {mib} MiB");
 }
 
-/// The full million: 208 MiB peak measured with a release build (it was 6.2 GiB before
+/// The full million: 164 MiB peak measured with a release build (it was 6.2 GiB before
 /// results were streamed); slow in debug builds, so run it with
 /// `cargo test --release -- --ignored syn_flood_1m`.
 #[test]
