@@ -9,7 +9,10 @@ use clap::Parser;
 use rdpdiag::batch::{self, Input, Shard};
 use rdpdiag::cli::{AnalyzeArgs, Command, FormatArg, Opts, SummarizeArgs};
 use rdpdiag::pipeline::AnalyzeConfig;
-use rdpdiag::report::{self, ConnectionReport, ReportOptions};
+use rdpdiag::pipeline::Finished;
+use rdpdiag::report::{
+    self, ConnectionReport, HtmlWriter, ReportOptions, TableOptions, TableWriter,
+};
 use rdpdiag::summary::SummaryBuilder;
 
 fn main() -> ExitCode {
@@ -162,84 +165,80 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut summary = (args.summary || args.html.is_some()).then(SummaryBuilder::new);
-    let mut html_conns: Vec<report::HtmlConnection> = Vec::new();
-    let mut first = true;
-    let mut emit = |analysis: rdpdiag::pipeline::FileAnalysis| -> io::Result<()> {
-        let problem = analysis.problem().map(ToString::to_string);
-        if let Some(e) = &problem {
-            failed = true;
-            match &progress {
-                Some(bar) => bar.suspend(|| eprintln!("rdpdiag: {e}")),
-                None => eprintln!("rdpdiag: {e}"),
-            }
-        }
-        match args.format {
-            FormatArg::Jsonl => report::write_jsonl(&mut out, &analysis, ropts)?,
-            FormatArg::Table => {
-                if !first {
-                    writeln!(out)?;
-                }
-                report::write_table(&mut out, &analysis, width, args.verbose, ropts, color)?;
-            }
-        }
-        first = false;
-        if args.html.is_some() {
-            let plain = ReportOptions {
-                redact: args.redact,
-                timeline: false,
-            };
-            for item in report::items(&analysis) {
-                let (r, rungs) = match item {
-                    report::Item::Tcp(d) => (
-                        ConnectionReport::new(&analysis.path, d, plain),
-                        report::ladder(d),
-                    ),
-                    report::Item::Udp(u) => (
-                        ConnectionReport::udp(&analysis.path, u),
-                        report::udp_rungs(u),
-                    ),
-                };
-                html_conns.push(report::HtmlConnection { report: r, rungs });
-            }
-        }
-        if let Some(b) = summary.as_mut() {
-            b.add_file(&analysis.path, problem);
-            b.add_evicted(analysis.stats.evicted);
-            for r in report::reports(
-                &analysis,
-                ReportOptions {
-                    redact: args.redact,
-                    timeline: false,
-                },
-            ) {
-                if let Ok(v) = serde_json::to_value(&r) {
-                    b.add_report(&v);
-                }
-            }
-        }
-        out.flush()
+    // The HTML report is assembled as connections come (its parts spill to temporary files).
+    let mut html = args.html.is_some().then(HtmlWriter::new);
+    let plain = ReportOptions {
+        redact: args.redact,
+        timeline: false,
     };
-    // JSON Lines of captures analysed one at a time are written as connections finish, so
-    // memory stays bounded on captures with very many connections.
-    if args.format == FormatArg::Jsonl && args.html.is_none() && (paths.len() == 1 || threads == 1)
-    {
+    let topts = TableOptions {
+        width,
+        verbose: args.verbose,
+        opts: ropts,
+        color,
+    };
+    // Everything a connection's result goes to besides the table or JSON Lines. A failure to
+    // write the HTML report's temporary files ends the report, not the output (said at the end).
+    let mut html_error: Option<io::Error> = None;
+    let side = |path: &str,
+                item: report::Item<'_>,
+                summary: &mut Option<SummaryBuilder>,
+                html: &mut Option<HtmlWriter>,
+                html_error: &mut Option<io::Error>| {
+        if summary.is_none() && html.is_none() {
+            return;
+        }
+        let r = match item {
+            report::Item::Tcp(d) => ConnectionReport::new(path, d, plain),
+            report::Item::Udp(u) => ConnectionReport::udp(path, u),
+        };
+        if let Some(b) = summary.as_mut() {
+            if let Ok(v) = serde_json::to_value(&r) {
+                b.add_report(&v);
+            }
+        }
+        if let Some(h) = html.as_mut() {
+            let rungs = match item {
+                report::Item::Tcp(d) => report::ladder(d),
+                report::Item::Udp(u) => report::udp_rungs(u),
+            };
+            if let Err(e) = h.add(&report::HtmlConnection { report: r, rungs }) {
+                *html_error = Some(e);
+                *html = None;
+            }
+        }
+    };
+    let mut first = true;
+    // Captures analysed one at a time are printed as their connections finish (tables in
+    // pages, JSON Lines line by line, the HTML report's parts spilled), so memory stays
+    // bounded by the live connections on captures with very many connections.
+    if paths.len() == 1 || threads == 1 {
         for path in &paths {
-            let mut write = |item: rdpdiag::pipeline::Finished| -> io::Result<()> {
-                let r = match &item {
-                    rdpdiag::pipeline::Finished::Tcp(d) => ConnectionReport::new(path, d, ropts),
-                    rdpdiag::pipeline::Finished::Udp(u) => ConnectionReport::udp(path, u),
-                };
-                serde_json::to_writer(&mut out, &r)?;
-                out.write_all(b"\n")?;
-                if let Some(b) = summary.as_mut() {
-                    if let Ok(mut v) = serde_json::to_value(&r) {
-                        if let Some(o) = v.as_object_mut() {
-                            o.remove("timeline");
-                        }
-                        b.add_report(&v);
+            if args.format == FormatArg::Table && !first {
+                writeln!(out)?;
+            }
+            first = false;
+            let mut table = (args.format == FormatArg::Table)
+                .then(|| TableWriter::new(path, topts, report::TABLE_PAGE));
+            let mut write = |item: Finished| -> io::Result<()> {
+                side(
+                    path,
+                    report::Item::of(&item),
+                    &mut summary,
+                    &mut html,
+                    &mut html_error,
+                );
+                match table.as_mut() {
+                    Some(t) => t.push(&mut out, item),
+                    None => {
+                        let r = match &item {
+                            Finished::Tcp(d) => ConnectionReport::new(path, d, ropts),
+                            Finished::Udp(u) => ConnectionReport::udp(path, u),
+                        };
+                        serde_json::to_writer(&mut out, &r)?;
+                        out.write_all(b"\n")
                     }
                 }
-                Ok(())
             };
             let run = rdpdiag::pipeline::stream_path(path, &config, STREAM_HOLD, &mut write);
             on_done(path);
@@ -250,7 +249,13 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
                 .map(ToString::to_string);
             if let Some(e) = &problem {
                 failed = true;
-                eprintln!("rdpdiag: {e}");
+                match &progress {
+                    Some(bar) => bar.suspend(|| eprintln!("rdpdiag: {e}")),
+                    None => eprintln!("rdpdiag: {e}"),
+                }
+            }
+            if let Some(t) = table {
+                t.finish(&mut out, run.stats.frames, problem.clone())?;
             }
             if let Some(b) = summary.as_mut() {
                 b.add_file(path, problem);
@@ -259,6 +264,42 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             out.flush()?;
         }
     } else {
+        let mut emit = |analysis: rdpdiag::pipeline::FileAnalysis| -> io::Result<()> {
+            let problem = analysis.problem().map(ToString::to_string);
+            if let Some(e) = &problem {
+                failed = true;
+                match &progress {
+                    Some(bar) => bar.suspend(|| eprintln!("rdpdiag: {e}")),
+                    None => eprintln!("rdpdiag: {e}"),
+                }
+            }
+            match args.format {
+                FormatArg::Jsonl => report::write_jsonl(&mut out, &analysis, ropts)?,
+                FormatArg::Table => {
+                    if !first {
+                        writeln!(out)?;
+                    }
+                    report::write_table(&mut out, &analysis, width, args.verbose, ropts, color)?;
+                }
+            }
+            first = false;
+            if summary.is_some() || html.is_some() {
+                for item in report::items(&analysis) {
+                    side(
+                        &analysis.path,
+                        item,
+                        &mut summary,
+                        &mut html,
+                        &mut html_error,
+                    );
+                }
+            }
+            if let Some(b) = summary.as_mut() {
+                b.add_file(&analysis.path, problem);
+                b.add_evicted(analysis.stats.evicted);
+            }
+            out.flush()
+        };
         let window = threads.saturating_mul(4).max(1);
         batch::analyze_in_order(&pool, &paths, &config, window, &on_done, &mut emit)?;
     }
@@ -275,11 +316,15 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             out.flush()?;
         }
         if let Some(path) = &args.html {
-            let written = std::fs::File::create(path).and_then(|f| {
-                let mut w = io::BufWriter::new(f);
-                report::write_html(&mut w, "rdpdiag report", &html_conns, &s)?;
-                w.flush()
-            });
+            let written = match (html, html_error) {
+                (_, Some(e)) => Err(e),
+                (None, None) => Ok(()),
+                (Some(h), None) => std::fs::File::create(path).and_then(|f| {
+                    let mut w = io::BufWriter::new(f);
+                    h.finish(&mut w, "rdpdiag report", &s)?;
+                    w.flush()
+                }),
+            };
             if let Err(e) = written {
                 eprintln!("rdpdiag: cannot write {path}: {e}");
                 failed = true;

@@ -6,6 +6,7 @@
 //! connection, a burst of failed authentications.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,20 +16,46 @@ pub const ATTEMPT_GAP_S: f64 = 60.0;
 /// Rows kept in "top" lists.
 pub const TOP: usize = 10;
 
-/// The fields of a connection report the summary needs.
+/// The fields of a connection report the summary needs, kept small: a summary of a
+/// million connections holds a million rows. Strings repeated across rows (files, clients,
+/// servers, outcomes, causes, protocols) are [`Names`] ids.
 #[derive(Debug, Clone)]
 struct Row {
-    file: String,
-    client_ip: String,
-    server: String,
-    start: String,
+    file: u32,
+    client_ip: u32,
+    server: u32,
+    start: Box<str>,
     start_s: f64,
     end_s: f64,
-    outcome: String,
-    cause: String,
-    requested: Option<String>,
+    outcome: u32,
+    cause: u32,
+    requested: Option<u32>,
     udp: bool,
     routing_token: bool,
+}
+
+/// Strings stored once, named by an id.
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Rc<str>, u32>,
+    list: Vec<Rc<str>>,
+}
+
+impl Names {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        let rc: Rc<str> = Rc::from(s);
+        self.list.push(Rc::clone(&rc));
+        self.ids.insert(rc, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        self.list.get(id as usize).map_or("", |s| s)
+    }
 }
 
 /// Seconds since the epoch of an RFC 3339 UTC time as rdpdiag writes it.
@@ -167,6 +194,7 @@ pub struct FileCount {
 #[derive(Debug, Default)]
 pub struct SummaryBuilder {
     rows: Vec<Row>,
+    names: Names,
     files: Vec<(String, Option<String>)>,
     evicted: u64,
 }
@@ -196,7 +224,7 @@ impl SummaryBuilder {
         {
             return false;
         }
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let s = |k: &str| v.get(k).and_then(Value::as_str);
         let (Some(file), Some(client), Some(server), Some(start), Some(outcome)) = (
             s("file"),
             s("client"),
@@ -206,26 +234,30 @@ impl SummaryBuilder {
         ) else {
             return false;
         };
-        let start_s = epoch_seconds(&start).unwrap_or(0.0);
+        let start_s = epoch_seconds(start).unwrap_or(0.0);
         let dur = v.get("duration_s").and_then(Value::as_f64).unwrap_or(0.0);
-        self.rows.push(Row {
-            file,
-            client_ip: client_ip(&client),
-            server,
-            start,
+        let n = &mut self.names;
+        let row = Row {
+            file: n.id(file),
+            client_ip: n.id(&client_ip(client)),
+            server: n.id(server),
+            start: start.into(),
             start_s,
             end_s: start_s + dur,
-            outcome,
-            cause: s("cause").unwrap_or_default(),
-            requested: s("requested_protocols"),
-            udp: s("transport").as_deref() == Some("udp"),
+            outcome: n.id(outcome),
+            cause: n.id(s("cause").unwrap_or_default()),
+            requested: s("requested_protocols").map(|p| n.id(p)),
+            udp: s("transport") == Some("udp"),
             routing_token: s("routing_token").is_some(),
-        });
+        };
+        self.rows.push(row);
         true
     }
 
     /// Builds the summary.
-    pub fn build(mut self) -> Summary {
+    pub fn build(self) -> Summary {
+        let names = &self.names;
+        let nm = |id: u32| names.get(id);
         let mut sum = Summary {
             kind: "summary",
             evicted_connections: self.evicted,
@@ -242,42 +274,47 @@ impl SummaryBuilder {
                 error: err.clone(),
             });
         }
-        let mut by_cause: HashMap<String, Outcomes> = HashMap::new();
-        let mut by_server: HashMap<String, Outcomes> = HashMap::new();
-        let mut by_client: HashMap<String, Outcomes> = HashMap::new();
+        // Counts by name id (cause, server, client).
+        let mut by_cause: HashMap<u32, Outcomes> = HashMap::new();
+        let mut by_server: HashMap<u32, Outcomes> = HashMap::new();
+        let mut by_client: HashMap<u32, Outcomes> = HashMap::new();
         let mut by_hour: BTreeMap<String, Outcomes> = BTreeMap::new();
+        let mut file_index: HashMap<u32, usize> = HashMap::new();
         for r in &self.rows {
-            let i = *index.entry(r.file.clone()).or_insert_with(|| {
-                per_file.push(FileCount {
-                    file: r.file.clone(),
-                    outcomes: Outcomes::default(),
-                    error: None,
-                });
-                per_file.len() - 1
+            let outcome = nm(r.outcome);
+            let i = *file_index.entry(r.file).or_insert_with(|| {
+                *index.entry(nm(r.file).to_string()).or_insert_with(|| {
+                    per_file.push(FileCount {
+                        file: nm(r.file).to_string(),
+                        outcomes: Outcomes::default(),
+                        error: None,
+                    });
+                    per_file.len() - 1
+                })
             });
-            per_file[i].outcomes.add(&r.outcome);
-            sum.connections.add(&r.outcome);
-            if r.outcome == "failure" {
-                by_cause.entry(r.cause.clone()).or_default().add(&r.outcome);
+            per_file[i].outcomes.add(outcome);
+            sum.connections.add(outcome);
+            if outcome == "failure" {
+                by_cause.entry(r.cause).or_default().add(outcome);
             }
-            by_server
-                .entry(r.server.clone())
-                .or_default()
-                .add(&r.outcome);
-            by_client
-                .entry(r.client_ip.clone())
-                .or_default()
-                .add(&r.outcome);
-            let hour = r.start.get(..13).unwrap_or(&r.start).to_string();
-            by_hour.entry(hour).or_default().add(&r.outcome);
+            by_server.entry(r.server).or_default().add(outcome);
+            by_client.entry(r.client_ip).or_default().add(outcome);
+            let hour = r.start.get(..13).unwrap_or(&r.start);
+            match by_hour.get_mut(hour) {
+                Some(o) => o.add(outcome),
+                None => by_hour.entry(hour.to_string()).or_default().add(outcome),
+            }
         }
         sum.files = per_file.len();
         sum.files_with_errors = per_file.iter().filter(|f| f.error.is_some()).count();
         sum.per_file = per_file;
-        let ranked = |m: HashMap<String, Outcomes>| {
+        let ranked = |m: HashMap<u32, Outcomes>| {
             let mut v: Vec<Keyed> = m
                 .into_iter()
-                .map(|(key, outcomes)| Keyed { key, outcomes })
+                .map(|(key, outcomes)| Keyed {
+                    key: nm(key).to_string(),
+                    outcomes,
+                })
                 .collect();
             v.sort_by(|a, b| {
                 b.outcomes
@@ -302,117 +339,156 @@ impl SummaryBuilder {
             .into_iter()
             .map(|(key, outcomes)| Keyed { key, outcomes })
             .collect();
-        // Attempts.
-        self.rows.sort_by(|a, b| {
-            (&a.client_ip, &a.server)
-                .cmp(&(&b.client_ip, &b.server))
+        // Attempts: rows in order of client, server and start (a stable sort of indices).
+        let rows = &self.rows;
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&rows[a], &rows[b]);
+            (nm(a.client_ip), nm(a.server))
+                .cmp(&(nm(b.client_ip), nm(b.server)))
                 .then(a.start_s.total_cmp(&b.start_s))
         });
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let mut group: Vec<&Row> = Vec::new();
-        let flush = |group: &mut Vec<&Row>, attempts: &mut Vec<Attempt>| {
-            // UDP transports ride along with their TCP connection: the attempt's kind and
-            // outcome are the TCP connections'.
-            let tcp: Vec<&Row> = group.iter().copied().filter(|r| !r.udp).collect();
-            let udp_failed = group
-                .iter()
-                .filter(|r| r.udp && r.outcome == "failure")
-                .count();
-            let basis: &Vec<&Row> = if tcp.is_empty() { &*group } else { &tcp };
-            if let (Some(first), Some(last)) = (group.first(), basis.last()) {
-                attempts.push(Attempt {
-                    udp_failed,
-                    client: first.client_ip.clone(),
-                    server: first.server.clone(),
-                    start: first.start.clone(),
-                    connections: group.len(),
-                    kind: attempt_kind(basis),
-                    final_outcome: last.outcome.clone(),
-                    final_cause: last.cause.clone(),
+        let sorted: Vec<&Row> = order.iter().map(|&i| &rows[i]).collect();
+        drop(order);
+        // Groups as ranges of `sorted`.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut begin = 0;
+        for (k, r) in sorted.iter().enumerate() {
+            let same = k
+                .checked_sub(1)
+                .and_then(|p| sorted.get(p))
+                .is_some_and(|p| {
+                    p.client_ip == r.client_ip
+                        && p.server == r.server
+                        && r.start_s - p.end_s.max(p.start_s) <= ATTEMPT_GAP_S
                 });
+            if !same && k > begin {
+                groups.push((begin, k));
+                begin = k;
             }
-            group.clear();
-        };
-        let mut groups: Vec<Vec<&Row>> = Vec::new();
-        for r in &self.rows {
-            let same = group.last().is_some_and(|p| {
-                p.client_ip == r.client_ip
-                    && p.server == r.server
-                    && r.start_s - p.end_s.max(p.start_s) <= ATTEMPT_GAP_S
-            });
-            if !same && !group.is_empty() {
-                groups.push(std::mem::take(&mut group));
-            }
-            group.push(r);
         }
-        if !group.is_empty() {
-            groups.push(group);
+        if sorted.len() > begin {
+            groups.push((begin, sorted.len()));
         }
+        let group = |g: (usize, usize)| &sorted[g.0..g.1];
         // A redirection (RD Connection Broker) continues on another server: the same client's
         // next connection, soon after, carrying the routing token it was given.
-        groups.sort_by(|a, b| a[0].start_s.total_cmp(&b[0].start_s));
+        groups.sort_by(|a, b| group(*a)[0].start_s.total_cmp(&group(*b)[0].start_s));
+        // Only attempts other than single connections are listed; all are counted.
+        let mut notable: Vec<NotableAttempt<'_>> = Vec::new();
         let mut used = vec![false; groups.len()];
+        let mut g: Vec<&Row> = Vec::new();
         for i in 0..groups.len() {
             if used[i] {
                 continue;
             }
             used[i] = true;
-            let mut g = groups[i].clone();
+            g.clear();
+            g.extend_from_slice(group(groups[i]));
             while let Some(last) = g.iter().rev().find(|r| !r.udp).copied() {
-                if last.cause != "server_redirected" {
+                if nm(last.cause) != "server_redirected" {
                     break;
                 }
                 let next = (0..groups.len()).find(|&j| {
+                    let first = group(groups[j])[0];
                     !used[j]
-                        && groups[j][0].client_ip == last.client_ip
-                        && groups[j][0].routing_token
-                        && groups[j][0].start_s >= last.start_s
-                        && groups[j][0].start_s - last.end_s.max(last.start_s) <= ATTEMPT_GAP_S
+                        && first.client_ip == last.client_ip
+                        && first.routing_token
+                        && first.start_s >= last.start_s
+                        && first.start_s - last.end_s.max(last.start_s) <= ATTEMPT_GAP_S
                 });
                 let Some(j) = next else { break };
                 used[j] = true;
-                g.extend(groups[j].iter().copied());
+                g.extend_from_slice(group(groups[j]));
             }
-            flush(&mut g, &mut attempts);
+            // UDP transports ride along with their TCP connection: the attempt's kind and
+            // outcome are the TCP connections'.
+            let tcp: Vec<&Row> = g.iter().copied().filter(|r| !r.udp).collect();
+            let basis: &[&Row] = if tcp.is_empty() { &g } else { &tcp };
+            let (Some(first), Some(last)) = (g.first(), basis.last()) else {
+                continue;
+            };
+            let kind = attempt_kind(basis, names);
+            sum.attempts.add(nm(last.outcome));
+            *sum.attempt_kinds.entry(kind.to_string()).or_default() += 1;
+            if kind != "single" {
+                notable.push(NotableAttempt {
+                    first,
+                    last,
+                    kind,
+                    connections: g.len(),
+                    udp_failed: g
+                        .iter()
+                        .filter(|r| r.udp && nm(r.outcome) == "failure")
+                        .count(),
+                });
+            }
         }
-        attempts.sort_by(|a, b| a.start.cmp(&b.start).then(a.client.cmp(&b.client)));
-        for a in &attempts {
-            sum.attempts.add(&a.final_outcome);
-            *sum.attempt_kinds.entry(a.kind.to_string()).or_default() += 1;
-        }
-        sum.notable_attempts = attempts
+        notable.sort_by(|a, b| {
+            a.first
+                .start
+                .cmp(&b.first.start)
+                .then(nm(a.first.client_ip).cmp(nm(b.first.client_ip)))
+        });
+        sum.notable_attempts = notable
             .into_iter()
-            .filter(|a| a.kind != "single")
             .take(100)
+            .map(|a| Attempt {
+                udp_failed: a.udp_failed,
+                client: nm(a.first.client_ip).to_string(),
+                server: nm(a.first.server).to_string(),
+                start: a.first.start.to_string(),
+                connections: a.connections,
+                kind: a.kind,
+                final_outcome: nm(a.last.outcome).to_string(),
+                final_cause: nm(a.last.cause).to_string(),
+            })
             .collect();
         sum
     }
 }
 
-fn attempt_kind(group: &[&Row]) -> &'static str {
+/// An attempt to list, before it is turned into an [`Attempt`].
+struct NotableAttempt<'a> {
+    first: &'a Row,
+    last: &'a Row,
+    kind: &'static str,
+    connections: usize,
+    udp_failed: usize,
+}
+
+fn attempt_kind(group: &[&Row], names: &Names) -> &'static str {
     if group.len() == 1 {
         return "single";
     }
+    let nm = |id: u32| names.get(id);
     // NLA failures, inferred or decrypted (nla_logon_failure, nla_account_locked_out ...).
     let auth_failures = group
         .iter()
-        .filter(|r| r.cause.starts_with("nla_") && r.outcome == "failure")
+        .filter(|r| nm(r.cause).starts_with("nla_") && nm(r.outcome) == "failure")
         .count();
     if auth_failures >= 3 {
         return "repeated_authentication_failures";
     }
-    if group.iter().any(|r| r.cause == "server_redirected")
+    if group.iter().any(|r| nm(r.cause) == "server_redirected")
         && group.iter().any(|r| r.server != group[0].server)
     {
         return "redirected";
     }
     let downgraded = group.windows(2).any(|w| {
-        w[0].cause.starts_with("neg_failure_") || w[0].cause == "server_selected_unrequested_protocol"
-    } && w[1].requested != w[0].requested);
+        let cause = nm(w[0].cause);
+        (cause.starts_with("neg_failure_") || cause == "server_selected_unrequested_protocol")
+            && w[1].requested != w[0].requested
+    });
     if downgraded {
         return "downgrade_after_negotiation_failure";
     }
-    if group.iter().rev().skip(1).any(|r| r.outcome == "failure") {
+    if group
+        .iter()
+        .rev()
+        .skip(1)
+        .any(|r| nm(r.outcome) == "failure")
+    {
         return "retry_after_failure";
     }
     "retry"

@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by the libFuzzer targets (`cargo +nightly fuzz run`)
-//! and the stable replay harness (`cargo run --bin replay -- <target> <files or dirs>`).
+//! and the stable replay harness (`cargo run --example replay -- <target> <files or dirs>`).
 //!
 //! Every function must never panic, whatever `data` is; the checks here are the
 //! invariants the parsers promise (framing never claims more than its maximum, a

@@ -1,7 +1,7 @@
 //! Stable-toolchain replay of the fuzz targets: runs a target's body over files (corpus
 //! entries, crash inputs) without libFuzzer, e.g. on a machine without nightly.
 //!
-//! `cargo run --release --bin replay -- <target|all> <file or directory>...`
+//! `cargo run --release --example replay -- <target|all> <file or directory>...`
 //! With `all`, each directory argument `corpus/<target>` is replayed through its own target.
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! No external assets: it works offline and as a ticket attachment, and prints to PDF.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use super::ladder::Rung;
 use super::ConnectionReport;
@@ -165,59 +165,6 @@ pub fn ladder_svg(rungs: &[Rung]) -> String {
     s
 }
 
-/// A strip chart of connection starts over time, coloured by outcome.
-fn strip_chart(conns: &[HtmlConnection]) -> String {
-    let times: Vec<(f64, Outcome)> = conns
-        .iter()
-        .filter_map(|c| {
-            crate::summary::epoch_seconds(&c.report.start).map(|t| (t, c.report.outcome))
-        })
-        .collect();
-    let (w, h) = (900.0_f64, 60.0_f64);
-    let mut s = format!(
-        r##"<svg class="strip" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" viewBox="0 0 {w} {}">"##,
-        h + 18.0,
-        h + 18.0
-    );
-    if let (Some(min), Some(max)) = (
-        times.iter().map(|t| t.0).reduce(f64::min),
-        times.iter().map(|t| t.0).reduce(f64::max),
-    ) {
-        let span = (max - min).max(1.0);
-        for (t, o) in &times {
-            let x = 4.0 + (t - min) / span * (w - 8.0);
-            let (color, y0) = match o {
-                Outcome::Success => ("#2e7d32", 4.0),
-                Outcome::Failure => ("#c62828", 22.0),
-                Outcome::Incomplete => ("#9e9e9e", 40.0),
-            };
-            let _ = write!(
-                s,
-                r##"<rect x="{x:.1}" y="{y0}" width="2" height="16" fill="{color}"/>"##
-            );
-        }
-        let _ = write!(
-            s,
-            r##"<text x="4" y="{}" font-size="11" fill="#555">{}</text><text x="{}" y="{}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
-            h + 14.0,
-            esc(&conns
-                .iter()
-                .map(|c| c.report.start.clone())
-                .min()
-                .unwrap_or_default()),
-            w - 4.0,
-            h + 14.0,
-            esc(&conns
-                .iter()
-                .map(|c| c.report.start.clone())
-                .max()
-                .unwrap_or_default())
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
 fn keyed_table(title: &str, rows: &[Keyed], limit: usize) -> String {
     let mut s = format!(
         "<table class=\"small\"><tr><th>{}</th><th>connections</th><th>failures</th></tr>",
@@ -275,54 +222,192 @@ document.body.dataset.ready='1';
 /// rows is what makes a large report slow to open.
 const PAGE: usize = 500;
 
-/// Writes the report.
-pub fn write_html(
-    out: &mut dyn Write,
-    title: &str,
-    conns: &[HtmlConnection],
-    summary: &Summary,
-) -> io::Result<()> {
-    let mut h = String::new();
-    let _ = write!(h, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><style>{CSS}</style></head><body data-errors=\"0\">", esc(title));
-    let c = &summary.connections;
-    let a = &summary.attempts;
-    let _ = write!(
-        h,
-        "<h1>{}</h1><p>{} file(s), {} RDP connection(s), {} attempt(s).</p><div class=\"badges\"><span class=\"success\">{} success</span><span class=\"failure\">{} failure</span><span class=\"incomplete\">{} incomplete</span></div><p>Attempts by final outcome: {} success, {} failure, {} incomplete.</p>",
-        esc(title), summary.files, c.total, a.total, c.success, c.failure, c.incomplete, a.success, a.failure, a.incomplete
-    );
-    h.push_str("<h2>Connections over time</h2>");
-    h.push_str(&strip_chart(conns));
-    h.push_str("<p class=\"mono\">top row: success, middle: failure, bottom: incomplete</p><h2>Failures</h2>");
-    h.push_str(&keyed_table("cause", &summary.failures_by_cause, 30));
-    h.push_str(&keyed_table("server", &summary.top_failing_servers, 10));
-    let mut clients: Vec<Keyed> = summary
-        .by_client
-        .iter()
-        .filter(|k| k.outcomes.failure > 0)
-        .cloned()
-        .collect();
-    clients.truncate(10);
-    h.push_str(&keyed_table("client", &clients, 10));
-    // Filters.
-    let mut causes: Vec<&str> = conns.iter().map(|c| c.report.cause).collect();
-    causes.sort_unstable();
-    causes.dedup();
-    h.push_str("<h2>Connections (<span id=\"shown\">");
-    let first = if conns.len() > PAGE {
-        format!("{PAGE} of {}", conns.len())
-    } else {
-        conns.len().to_string()
-    };
-    let _ = write!(h, "{first}</span> shown)</h2><div class=\"filters\"><select id=\"f-outcome\"><option value=\"\">any outcome</option><option>success</option><option>failure</option><option>incomplete</option></select><select id=\"f-cause\"><option value=\"\">any cause</option>");
-    for cause in causes {
-        let _ = write!(h, "<option>{}</option>", esc(cause));
+/// Bytes a part of the report keeps in memory before it moves to a temporary file.
+pub const SPILL_BYTES: usize = 4 << 20;
+
+/// One part of the page being assembled: in memory while small, then in a temporary file
+/// (removed when dropped), so a report of a million connections does not live in memory.
+#[derive(Debug)]
+struct Spill {
+    limit: usize,
+    mem: Vec<u8>,
+    file: Option<(io::BufWriter<std::fs::File>, std::path::PathBuf)>,
+}
+
+impl Spill {
+    fn new(limit: usize) -> Self {
+        Spill {
+            limit,
+            mem: Vec::new(),
+            file: None,
+        }
     }
-    h.push_str("</select><input id=\"f-server\" placeholder=\"server\"><input id=\"f-client\" placeholder=\"client\"><input id=\"f-search\" placeholder=\"search\" size=\"30\"></div>");
-    h.push_str("<table id=\"conns\"><tr><th>#</th><th>start (UTC)</th><th>client → server</th><th>phase</th><th>outcome</th><th>cause</th><th>frame</th><th>file</th></tr>");
-    let mut templates = String::new();
-    for (i, hc) in conns.iter().enumerate() {
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some((f, _)) = &mut self.file {
+            return f.write_all(bytes);
+        }
+        self.mem.extend_from_slice(bytes);
+        if self.mem.len() > self.limit {
+            let (f, path) = temp_file()?;
+            let mut f = io::BufWriter::new(f);
+            f.write_all(&self.mem)?;
+            self.mem = Vec::new();
+            self.file = Some((f, path));
+        }
+        Ok(())
+    }
+
+    /// Whether it moved to a file.
+    fn spilled(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Reads everything written back, in order.
+    fn reader(&mut self) -> io::Result<Box<dyn io::Read + '_>> {
+        match &mut self.file {
+            None => Ok(Box::new(&self.mem[..])),
+            Some((w, _)) => {
+                w.flush()?;
+                let f = w.get_mut();
+                io::Seek::seek(f, io::SeekFrom::Start(0))?;
+                Ok(Box::new(io::BufReader::new(f)))
+            }
+        }
+    }
+
+    /// Copies everything written to `out`.
+    fn copy_to(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let mut r = self.reader()?;
+        io::copy(&mut r, out)?;
+        Ok(())
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A new, empty temporary file only this process can have opened (`create_new`).
+fn temp_file() -> io::Result<(std::fs::File, std::path::PathBuf)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = None;
+    for _ in 0..16 {
+        let path = dir.join(format!(
+            "rdpdiag-html-{}-{}-{nanos:x}.tmp",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create a temporary file in {}: {e}", dir.display()),
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("cannot create a temporary file")))
+}
+
+/// The HTML report assembled as connections arrive: the connection rows, their ladders and
+/// the strip chart's points go to [`Spill`]s; the summary, the chart and the filters are
+/// written at the end, and the parts are copied into the page. Memory holds the distinct
+/// causes and a few counters, not the connections.
+#[derive(Debug)]
+pub struct HtmlWriter {
+    rows: Spill,
+    templates: Spill,
+    /// Strip chart points: start (f64, little endian) and outcome (1 byte).
+    points: Spill,
+    n: usize,
+    causes: std::collections::BTreeSet<&'static str>,
+    first_start: Option<String>,
+    last_start: Option<String>,
+    span: Option<(f64, f64)>,
+}
+
+impl Default for HtmlWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HtmlWriter {
+    /// A report whose parts move to temporary files past [`SPILL_BYTES`] each.
+    pub fn new() -> Self {
+        Self::with_spill_limit(SPILL_BYTES)
+    }
+
+    /// A report whose parts move to temporary files past `limit` bytes each.
+    pub fn with_spill_limit(limit: usize) -> Self {
+        HtmlWriter {
+            rows: Spill::new(limit),
+            templates: Spill::new(limit),
+            points: Spill::new(limit),
+            n: 0,
+            causes: std::collections::BTreeSet::new(),
+            first_start: None,
+            last_start: None,
+            span: None,
+        }
+    }
+
+    /// Connections added so far.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether none was added.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Whether any part moved to a temporary file.
+    pub fn spilled(&self) -> bool {
+        self.rows.spilled() || self.templates.spilled() || self.points.spilled()
+    }
+
+    /// Adds the next connection.
+    pub fn add(&mut self, hc: &HtmlConnection) -> io::Result<()> {
+        let i = self.n;
+        self.n += 1;
         let r = &hc.report;
+        self.causes.insert(r.cause);
+        if self.first_start.as_ref().map_or(true, |s| r.start < *s) {
+            self.first_start = Some(r.start.clone());
+        }
+        if self.last_start.as_ref().map_or(true, |s| r.start > *s) {
+            self.last_start = Some(r.start.clone());
+        }
+        if let Some(t) = crate::summary::epoch_seconds(&r.start) {
+            self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+            let mut p = [0u8; 9];
+            p[..8].copy_from_slice(&t.to_le_bytes());
+            p[8] = match r.outcome {
+                Outcome::Success => 0,
+                Outcome::Failure => 1,
+                Outcome::Incomplete => 2,
+            };
+            self.points.write(&p)?;
+        }
+        let mut h = String::new();
         let outcome = outcome_name(r.outcome);
         let hide = if i >= PAGE {
             " style=\"display:none\""
@@ -353,41 +438,153 @@ pub fn write_html(
             );
         }
         let _ = write!(h, "<p>Wireshark filter: <code>{}</code> — confidence: {}</p><div class=\"ladder-slot\"></div></details></td></tr>", esc(&wireshark_filter(r.transport, &r.client, &r.server)), r.confidence.name());
+        self.rows.write(h.as_bytes())?;
         // The ladder, the evidence and the notes are kept as text (not parsed into the page)
         // and rendered when the connection is opened or printed: large reports open quickly.
         // Their text is escaped, so "</script" cannot occur in it.
-        let _ = write!(templates, "<script type=\"text/html\" id=\"ladder-{i}\">{}<table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", ladder_svg(&hc.rungs));
+        let mut t = String::new();
+        let _ = write!(t, "<script type=\"text/html\" id=\"ladder-{i}\">{}<table class=\"small mono\"><tr><th>frame</th><th>time</th><th>evidence</th></tr>", ladder_svg(&hc.rungs));
         for e in &r.evidence {
             let _ = write!(
-                templates,
+                t,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 e.frame,
                 esc(&e.time),
                 esc(&e.what)
             );
         }
-        templates.push_str("</table>");
+        t.push_str("</table>");
         for n in &r.notes {
-            let _ = write!(templates, "<p class=\"mono\">note: {}</p>", esc(n));
+            let _ = write!(t, "<p class=\"mono\">note: {}</p>", esc(n));
         }
-        templates.push_str("</script>");
+        t.push_str("</script>");
+        self.templates.write(t.as_bytes())
     }
-    h.push_str("</table>");
-    let _ = write!(
-        h,
-        "<p><button id=\"more\"{}>show {PAGE} more</button></p>",
-        if conns.len() > PAGE {
-            ""
-        } else {
-            " style=\"display:none\""
+
+    /// A strip chart of connection starts over time, coloured by outcome.
+    fn strip_chart(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        let (w, h) = (900.0_f64, 60.0_f64);
+        write!(
+            out,
+            r##"<svg class="strip" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" viewBox="0 0 {w} {}">"##,
+            h + 18.0,
+            h + 18.0
+        )?;
+        if let Some((min, max)) = self.span {
+            let span = (max - min).max(1.0);
+            let mut r = self.points.reader()?;
+            let mut p = [0u8; 9];
+            let mut s = String::new();
+            loop {
+                match r.read_exact(&mut p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(e),
+                }
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&p[..8]);
+                let t = f64::from_le_bytes(t);
+                let x = 4.0 + (t - min) / span * (w - 8.0);
+                let (color, y0) = match p[8] {
+                    0 => ("#2e7d32", 4.0),
+                    1 => ("#c62828", 22.0),
+                    _ => ("#9e9e9e", 40.0),
+                };
+                s.clear();
+                let _ = write!(
+                    s,
+                    r##"<rect x="{x:.1}" y="{y0}" width="2" height="16" fill="{color}"/>"##
+                );
+                out.write_all(s.as_bytes())?;
+            }
+            drop(r);
+            write!(
+                out,
+                r##"<text x="4" y="{}" font-size="11" fill="#555">{}</text><text x="{}" y="{}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
+                h + 14.0,
+                esc(self.first_start.as_deref().unwrap_or_default()),
+                w - 4.0,
+                h + 14.0,
+                esc(self.last_start.as_deref().unwrap_or_default())
+            )?;
         }
-    );
-    h.push_str(&templates);
-    let _ = write!(
-        h,
-        "<p class=\"mono\">generated by rdpdiag {}</p><script>{}</script></body></html>",
-        env!("CARGO_PKG_VERSION"),
-        JS.replace("PAGE", &PAGE.to_string())
-    );
-    out.write_all(h.as_bytes())
+        out.write_all(b"</svg>")
+    }
+
+    /// Writes the page: the summary, the chart and the filters, then the parts gathered.
+    pub fn finish(mut self, out: &mut dyn Write, title: &str, summary: &Summary) -> io::Result<()> {
+        let mut h = String::new();
+        let _ = write!(h, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><style>{CSS}</style></head><body data-errors=\"0\">", esc(title));
+        let c = &summary.connections;
+        let a = &summary.attempts;
+        let _ = write!(
+            h,
+            "<h1>{}</h1><p>{} file(s), {} RDP connection(s), {} attempt(s).</p><div class=\"badges\"><span class=\"success\">{} success</span><span class=\"failure\">{} failure</span><span class=\"incomplete\">{} incomplete</span></div><p>Attempts by final outcome: {} success, {} failure, {} incomplete.</p>",
+            esc(title), summary.files, c.total, a.total, c.success, c.failure, c.incomplete, a.success, a.failure, a.incomplete
+        );
+        h.push_str("<h2>Connections over time</h2>");
+        out.write_all(h.as_bytes())?;
+        self.strip_chart(out)?;
+        let mut h = String::new();
+        h.push_str("<p class=\"mono\">top row: success, middle: failure, bottom: incomplete</p><h2>Failures</h2>");
+        h.push_str(&keyed_table("cause", &summary.failures_by_cause, 30));
+        h.push_str(&keyed_table("server", &summary.top_failing_servers, 10));
+        let clients: Vec<Keyed> = summary
+            .by_client
+            .iter()
+            .filter(|k| k.outcomes.failure > 0)
+            .take(10)
+            .cloned()
+            .collect();
+        h.push_str(&keyed_table("client", &clients, 10));
+        // Filters.
+        h.push_str("<h2>Connections (<span id=\"shown\">");
+        let first = if self.n > PAGE {
+            format!("{PAGE} of {}", self.n)
+        } else {
+            self.n.to_string()
+        };
+        let _ = write!(h, "{first}</span> shown)</h2><div class=\"filters\"><select id=\"f-outcome\"><option value=\"\">any outcome</option><option>success</option><option>failure</option><option>incomplete</option></select><select id=\"f-cause\"><option value=\"\">any cause</option>");
+        for cause in &self.causes {
+            let _ = write!(h, "<option>{}</option>", esc(cause));
+        }
+        h.push_str("</select><input id=\"f-server\" placeholder=\"server\"><input id=\"f-client\" placeholder=\"client\"><input id=\"f-search\" placeholder=\"search\" size=\"30\"></div>");
+        h.push_str("<table id=\"conns\"><tr><th>#</th><th>start (UTC)</th><th>client → server</th><th>phase</th><th>outcome</th><th>cause</th><th>frame</th><th>file</th></tr>");
+        out.write_all(h.as_bytes())?;
+        self.rows.copy_to(out)?;
+        let mut h = String::new();
+        h.push_str("</table>");
+        let _ = write!(
+            h,
+            "<p><button id=\"more\"{}>show {PAGE} more</button></p>",
+            if self.n > PAGE {
+                ""
+            } else {
+                " style=\"display:none\""
+            }
+        );
+        out.write_all(h.as_bytes())?;
+        self.templates.copy_to(out)?;
+        write!(
+            out,
+            "<p class=\"mono\">generated by rdpdiag {}</p><script>{}</script></body></html>",
+            env!("CARGO_PKG_VERSION"),
+            JS.replace("PAGE", &PAGE.to_string())
+        )
+    }
+}
+
+/// Writes the report of `conns` (see [`HtmlWriter`] for reports built as connections
+/// arrive).
+pub fn write_html(
+    out: &mut dyn Write,
+    title: &str,
+    conns: &[HtmlConnection],
+    summary: &Summary,
+) -> io::Result<()> {
+    let mut w = HtmlWriter::new();
+    for c in conns {
+        w.add(c)?;
+    }
+    w.finish(out, title, summary)
 }

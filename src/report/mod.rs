@@ -12,12 +12,14 @@ mod udp;
 
 use std::io::{self, Write};
 
-pub use html::{esc, ladder_svg, wireshark_filter, write_html, HtmlConnection};
+pub use html::{
+    esc, ladder_svg, wireshark_filter, write_html, HtmlConnection, HtmlWriter, SPILL_BYTES,
+};
 pub use ladder::{ladder, udp_rungs, write_ladder, Rung};
 pub use model::{endpoint, AlertReport, ConnectionReport, McsReport, ReportOptions, TlsReport};
 pub use stream::TableStream;
 pub use summary::{write_summary_json, write_summary_table};
-pub use table::write_table;
+pub use table::{write_table, FileTotals, TableOptions, TableWriter, TABLE_PAGE};
 pub use udp::UdpReport;
 
 use crate::diagnose::Outcome;
@@ -65,34 +67,30 @@ impl OutcomeCounts {
 
 /// One line summarising a file.
 pub fn file_summary_line(f: &FileAnalysis) -> String {
-    let c = OutcomeCounts::of(f);
-    let n = f.connections.len() + f.udp.len();
-    let udp = if f.udp.is_empty() {
-        String::new()
-    } else {
-        format!(" ({} over UDP)", f.udp.len())
-    };
-    let mut s = format!(
-        "{}: {} frames, {n} RDP connection{}{udp}: {} success, {} failure, {} incomplete",
-        f.path,
+    FileTotals::of(f).line(
+        &f.path,
         f.stats.frames,
-        if n == 1 { "" } else { "s" },
-        c.success,
-        c.failure,
-        c.incomplete
-    );
-    if let Some(e) = f.problem() {
-        s.push_str(&format!(" (read stopped early: {e})"));
-    }
-    s
+        f.problem().map(ToString::to_string),
+    )
 }
 
 /// A file's TCP connections and UDP transports in order of their first frame.
+#[derive(Clone, Copy)]
 pub enum Item<'a> {
     /// A TCP connection.
     Tcp(&'a crate::pipeline::Diagnosed),
     /// An RDP-over-UDP transport.
     Udp(&'a crate::pipeline::UdpDiagnosed),
+}
+
+impl<'a> Item<'a> {
+    /// The item of a finished connection.
+    pub fn of(f: &'a crate::pipeline::Finished) -> Self {
+        match f {
+            crate::pipeline::Finished::Tcp(d) => Item::Tcp(d),
+            crate::pipeline::Finished::Udp(u) => Item::Udp(u),
+        }
+    }
 }
 
 /// The items of a file in order of first frame.

@@ -181,3 +181,149 @@ fn html_report_renders_in_chromium_without_errors() {
         out.status.success() && shot.exists() && std::fs::metadata(&shot).unwrap().len() > 10_000
     );
 }
+
+/// The analyses of the shipped captures (RDP on 3389 and 13389).
+fn shipped() -> Vec<rdpdiag::pipeline::FileAnalysis> {
+    let mut config = rdpdiag::pipeline::AnalyzeConfig::default();
+    config.rdp_ports.push(13389);
+    ["testdata/own", "testdata/public"]
+        .iter()
+        .flat_map(|d| super::captures_under(Path::new(d)))
+        .map(|p| rdpdiag::pipeline::analyze_path(&p.to_string_lossy(), &config))
+        .collect()
+}
+
+/// The HTML report built as connections arrive, its parts moved to temporary files, is the
+/// page built from the connections held in memory, byte for byte.
+#[test]
+fn html_report_spilled_to_temporary_files_is_the_same_page() {
+    use rdpdiag::report::{self, HtmlConnection, HtmlWriter, ReportOptions};
+    let opts = ReportOptions {
+        redact: false,
+        timeline: false,
+    };
+    let mut conns = Vec::new();
+    let mut b = rdpdiag::summary::SummaryBuilder::new();
+    for a in shipped() {
+        b.add_file(&a.path, a.problem().map(ToString::to_string));
+        for item in report::items(&a) {
+            let (r, rungs) = match item {
+                report::Item::Tcp(d) => (
+                    report::ConnectionReport::new(&a.path, d, opts),
+                    report::ladder(d),
+                ),
+                report::Item::Udp(u) => (
+                    report::ConnectionReport::udp(&a.path, u),
+                    report::udp_rungs(u),
+                ),
+            };
+            b.add_report(&serde_json::to_value(&r).unwrap());
+            conns.push(HtmlConnection { report: r, rungs });
+        }
+    }
+    let summary = b.build();
+    assert!(conns.len() >= 60, "{} connections", conns.len());
+    let mut in_memory = Vec::new();
+    report::write_html(&mut in_memory, "t", &conns, &summary).unwrap();
+    let mut w = HtmlWriter::with_spill_limit(1024);
+    for c in &conns {
+        w.add(c).unwrap();
+    }
+    assert!(w.spilled());
+    assert_eq!(w.len(), conns.len());
+    let mut spilled = Vec::new();
+    w.finish(&mut spilled, "t", &summary).unwrap();
+    assert!(in_memory.len() > 100_000);
+    assert!(
+        in_memory == spilled,
+        "spilled page differs from the page built in memory"
+    );
+    // Every connection has its row and its ladder; the strip chart one mark each.
+    let page = String::from_utf8(spilled).unwrap();
+    assert_eq!(page.matches("<tr class=\"conn\"").count(), conns.len());
+    assert_eq!(
+        page.matches("<script type=\"text/html\"").count(),
+        conns.len()
+    );
+    assert_eq!(page.matches("height=\"16\" fill=").count(), conns.len());
+}
+
+/// A file's table printed in pages: each page a table with its header and the explanations
+/// of its rows, numbered on across pages; the explanations and the closing line are those of
+/// the single table.
+#[test]
+fn table_pages_number_on_and_keep_every_explanation() {
+    use rdpdiag::pipeline::Finished;
+    use rdpdiag::report::{write_table, ReportOptions, TableOptions, TableWriter};
+    let opts = ReportOptions {
+        redact: false,
+        timeline: false,
+    };
+    let t = TableOptions {
+        width: 100,
+        verbose: true,
+        opts,
+        color: false,
+    };
+    let explanations = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with(['┌', '│', '╞', '├', '└', '╭', '┆']))
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut checked = 0;
+    for a in shipped() {
+        let n = a.connections.len() + a.udp.len();
+        if n < 2 {
+            continue;
+        }
+        // Pages of 2 (the last one short) where there are enough rows, else of 1.
+        let page = if n >= 3 { 2 } else { 1 };
+        let mut one = Vec::new();
+        write_table(&mut one, &a, 100, true, opts, false).unwrap();
+        let one = String::from_utf8(one).unwrap();
+        let mut paged = Vec::new();
+        let mut w = TableWriter::new(&a.path, t, page);
+        let problem = a.problem().map(ToString::to_string);
+        let frames = a.stats.frames;
+        let mut items: Vec<Finished> = a
+            .connections
+            .into_iter()
+            .map(|d| Finished::Tcp(Box::new(d)))
+            .chain(a.udp.into_iter().map(|u| Finished::Udp(Box::new(u))))
+            .collect();
+        items.sort_by_key(Finished::first_frame);
+        for item in items {
+            w.push(&mut paged, item).unwrap();
+        }
+        w.finish(&mut paged, frames, problem).unwrap();
+        let paged = String::from_utf8(paged).unwrap();
+        assert_eq!(
+            paged
+                .lines()
+                .filter(|l| l.starts_with("│ #") && l.contains("start (UTC)"))
+                .count(),
+            n.div_ceil(page),
+            "{paged}"
+        );
+        let rows: Vec<usize> = paged
+            .lines()
+            .filter_map(|l| l.strip_prefix('│'))
+            .filter_map(|l| l.split('┆').next()?.trim().parse().ok())
+            .collect();
+        assert_eq!(rows, (1..=n).collect::<Vec<_>>());
+        // Same explanations, ladders and closing line; the inferred-phase footnote may
+        // appear once per page.
+        let foot = "* phase inferred from the sizes of encrypted records";
+        let strip =
+            |v: Vec<String>| -> Vec<String> { v.into_iter().filter(|l| l != foot).collect() };
+        assert_eq!(strip(explanations(&paged)), strip(explanations(&one)));
+        assert_eq!(paged.lines().last(), one.lines().last());
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "captures with 2 or more connections: {checked}"
+    );
+}
