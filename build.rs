@@ -17,6 +17,16 @@ fn main() {
         format!("{} ({rev})", env!("CARGO_PKG_VERSION"))
     };
     println!("cargo:rustc-env=RDPDIAG_VERSION={version}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // In a git worktree `.git` is a file: ask git where HEAD lives, else the build script
+    // would rerun (and rdpdiag recompile) on every cargo command.
+    let git_dir = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| ".git".into());
+    println!("cargo:rerun-if-changed={git_dir}/HEAD");
+    println!("cargo:rerun-if-changed={git_dir}/refs/heads");
 }
