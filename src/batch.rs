@@ -192,17 +192,19 @@ pub fn connection_hash<T: Hash + Ord>(a: T, b: T) -> u64 {
     h.finish()
 }
 
-/// Analyses `paths` in parallel, calling `emit` for each file's analysis strictly in input
-/// order as soon as it and every file before it are done. The calling thread only emits
-/// (formatting output while the pool goes on with the next files); at most `window`
-/// analyses are in flight or waiting to be emitted, so memory stays bounded on long batches.
-pub fn analyze_in_order(
+/// Analyses `paths` in parallel and `render`s each file's analysis on the same worker thread
+/// (formatting output is work too), then calls `emit` with each rendering strictly in input
+/// order as soon as it and every file before it are done. The calling thread only emits while
+/// the pool goes on with the next files; at most `window` files are in flight or waiting to
+/// be emitted, so memory stays bounded on long batches.
+pub fn analyze_in_order<R: Send>(
     pool: &rayon::ThreadPool,
     paths: &[String],
     config: &AnalyzeConfig,
     window: usize,
     on_done: &(dyn Fn(&str) + Sync),
-    emit: &mut dyn FnMut(FileAnalysis) -> io::Result<()>,
+    render: &(dyn Fn(FileAnalysis) -> R + Sync),
+    emit: &mut dyn FnMut(R) -> io::Result<()>,
 ) -> io::Result<()> {
     let threads = pool.current_num_threads();
     // Fewer files than threads: split each large file across the threads instead.
@@ -212,9 +214,9 @@ pub fn analyze_in_order(
     });
     let config = split_config.as_ref().unwrap_or(config);
     let window = window.max(1);
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, FileAnalysis)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, R)>();
     pool.in_place_scope(|scope| {
-        let mut waiting: std::collections::BTreeMap<usize, FileAnalysis> = Default::default();
+        let mut waiting: std::collections::BTreeMap<usize, R> = Default::default();
         let (mut dispatched, mut emitted) = (0usize, 0usize);
         let mut failed: Option<io::Error> = None;
         while emitted < paths.len() {
@@ -224,7 +226,7 @@ pub fn analyze_in_order(
                     scope.spawn(move |_| {
                         let a = analyze_path(p, config);
                         on_done(p);
-                        let _ = tx.send((i, a));
+                        let _ = tx.send((i, render(a)));
                     });
                 }
                 dispatched += 1;

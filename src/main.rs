@@ -49,6 +49,19 @@ fn main() -> ExitCode {
 /// Results held for ordering before JSON Lines output starts releasing them early.
 const STREAM_HOLD: usize = 1_000;
 
+/// One file of a parallel batch, formatted on the thread that analysed it.
+struct Rendered {
+    path: String,
+    problem: Option<String>,
+    evicted: u64,
+    /// The table or JSON Lines of the file (or the error formatting it).
+    bytes: io::Result<Vec<u8>>,
+    /// Its connection reports as JSON values, for the summary.
+    summary_rows: Vec<serde_json::Value>,
+    /// Its connections with their ladders, for the HTML report.
+    html_rows: Vec<report::HtmlConnection>,
+}
+
 fn terminal_width() -> u16 {
     std::env::var("COLUMNS")
         .ok()
@@ -264,44 +277,81 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             out.flush()?;
         }
     } else {
-        let mut emit = |analysis: rdpdiag::pipeline::FileAnalysis| -> io::Result<()> {
-            let problem = analysis.problem().map(ToString::to_string);
-            if let Some(e) = &problem {
+        // Each file is formatted on the thread that analysed it; this thread only writes.
+        let (want_summary, want_html) = (summary.is_some(), html.is_some());
+        let render = |analysis: rdpdiag::pipeline::FileAnalysis| -> Rendered {
+            let mut bytes = Vec::new();
+            let written = match args.format {
+                FormatArg::Jsonl => report::write_jsonl(&mut bytes, &analysis, ropts),
+                FormatArg::Table => {
+                    report::write_table(&mut bytes, &analysis, width, args.verbose, ropts, color)
+                }
+            };
+            let (mut summary_rows, mut html_rows) = (Vec::new(), Vec::new());
+            if want_summary || want_html {
+                for item in report::items(&analysis) {
+                    let r = match item {
+                        report::Item::Tcp(d) => ConnectionReport::new(&analysis.path, d, plain),
+                        report::Item::Udp(u) => ConnectionReport::udp(&analysis.path, u),
+                    };
+                    if want_summary {
+                        if let Ok(v) = serde_json::to_value(&r) {
+                            summary_rows.push(v);
+                        }
+                    }
+                    if want_html {
+                        let rungs = match item {
+                            report::Item::Tcp(d) => report::ladder(d),
+                            report::Item::Udp(u) => report::udp_rungs(u),
+                        };
+                        html_rows.push(report::HtmlConnection { report: r, rungs });
+                    }
+                }
+            }
+            Rendered {
+                problem: analysis.problem().map(ToString::to_string),
+                path: analysis.path,
+                evicted: analysis.stats.evicted,
+                bytes: written.map(|()| bytes),
+                summary_rows,
+                html_rows,
+            }
+        };
+        let mut emit = |file: Rendered| -> io::Result<()> {
+            if let Some(e) = &file.problem {
                 failed = true;
                 match &progress {
                     Some(bar) => bar.suspend(|| eprintln!("rdpdiag: {e}")),
                     None => eprintln!("rdpdiag: {e}"),
                 }
             }
-            match args.format {
-                FormatArg::Jsonl => report::write_jsonl(&mut out, &analysis, ropts)?,
-                FormatArg::Table => {
-                    if !first {
-                        writeln!(out)?;
-                    }
-                    report::write_table(&mut out, &analysis, width, args.verbose, ropts, color)?;
+            if args.format == FormatArg::Table && !first {
+                writeln!(out)?;
+            }
+            out.write_all(&file.bytes?)?;
+            first = false;
+            if let Some(b) = summary.as_mut() {
+                for v in &file.summary_rows {
+                    b.add_report(v);
                 }
             }
-            first = false;
-            if summary.is_some() || html.is_some() {
-                for item in report::items(&analysis) {
-                    side(
-                        &analysis.path,
-                        item,
-                        &mut summary,
-                        &mut html,
-                        &mut html_error,
-                    );
+            if let Some(h) = html.as_mut() {
+                for c in &file.html_rows {
+                    if let Err(e) = h.add(c) {
+                        html_error = Some(e);
+                        html = None;
+                        break;
+                    }
                 }
             }
             if let Some(b) = summary.as_mut() {
-                b.add_file(&analysis.path, problem);
-                b.add_evicted(analysis.stats.evicted);
+                b.add_file(&file.path, file.problem);
+                b.add_evicted(file.evicted);
             }
             out.flush()
         };
         let window = threads.saturating_mul(4).max(1);
-        batch::analyze_in_order(&pool, &paths, &config, window, &on_done, &mut emit)?;
+        batch::analyze_in_order(&pool, &paths, &config, window, &on_done, &render, &mut emit)?;
     }
     if let Some(bar) = &progress {
         bar.finish_and_clear();
