@@ -171,7 +171,10 @@ impl Session {
             if s.skip > 0 {
                 let n = s.skip.min(data.len());
                 s.skip -= n;
-                push_tail(&mut s.skip_tail, &data[..n]);
+                // Only the record's last bytes are kept: earlier ones would be pushed out.
+                if s.skip < crate::decrypt::RecordDecryptor::SKIP_TAIL {
+                    push_tail(&mut s.skip_tail, &data[..n]);
+                }
                 data = &data[n..];
                 if s.skip == 0 {
                     if let Some(sk) = s.skipped.take() {
@@ -226,7 +229,9 @@ impl Session {
                             s.skip = total - data.len();
                             s.skipped = Some(sk);
                             s.skip_tail.clear();
-                            push_tail(&mut s.skip_tail, data);
+                            if s.skip < crate::decrypt::RecordDecryptor::SKIP_TAIL {
+                                push_tail(&mut s.skip_tail, data);
+                            }
                             data = &[];
                         } else if total > MAX_BUFFERED_PDU {
                             self.malformed(dir, frame, format!("pdu claiming {total} bytes"));
