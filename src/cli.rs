@@ -127,7 +127,8 @@ pub struct AnalyzeArgs {
     /// Read more paths from FILE, one per line (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     pub files_from: Option<String>,
-    /// Threads for analysing files in parallel (default: all cores).
+    /// Threads (default: all cores): files analysed in parallel, or one large capture split
+    /// across workers by connection.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// After the connections, print a summary: failures by cause, server, client, hour, file,
