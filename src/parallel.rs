@@ -356,23 +356,11 @@ pub fn analyze_path_parallel(
     config: &AnalyzeConfig,
     workers: usize,
 ) -> crate::pipeline::FileAnalysis {
-    let mut cfg = config.clone();
-    cfg.workers = workers;
-    let (mut connections, mut udp) = (Vec::new(), Vec::new());
-    let mut keep = |item: Finished| {
-        match item {
-            Finished::Tcp(d) => connections.push(*d),
-            Finished::Udp(u) => udp.push(*u),
-        }
-        Ok(())
+    let cfg = AnalyzeConfig {
+        workers,
+        ..config.clone()
     };
-    let run = stream_path_parallel(path, &cfg, usize::MAX, &mut keep);
-    crate::pipeline::FileAnalysis {
-        path: path.to_string(),
-        connections,
-        udp,
-        capture: run.capture,
-        error: run.error,
-        stats: run.stats,
-    }
+    crate::pipeline::collect(path, |keep| {
+        stream_path_parallel(path, &cfg, usize::MAX, keep)
+    })
 }

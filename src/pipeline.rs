@@ -400,6 +400,14 @@ impl FileAnalysis {
 
 /// Analyses one capture file (or `-` for stdin) completely.
 pub fn analyze_path(path: &str, config: &AnalyzeConfig) -> FileAnalysis {
+    collect(path, |keep| stream_path(path, config, usize::MAX, keep))
+}
+
+/// Runs a streaming analysis of `path` and collects what it hands out.
+pub(crate) fn collect(
+    path: &str,
+    run: impl FnOnce(&mut dyn FnMut(Finished) -> std::io::Result<()>) -> StreamRun,
+) -> FileAnalysis {
     let mut connections = Vec::new();
     let mut udp = Vec::new();
     let mut keep = |item: Finished| {
@@ -409,7 +417,7 @@ pub fn analyze_path(path: &str, config: &AnalyzeConfig) -> FileAnalysis {
         }
         Ok(())
     };
-    let run = stream_path(path, config, usize::MAX, &mut keep);
+    let run = run(&mut keep);
     FileAnalysis {
         path: path.to_string(),
         connections,

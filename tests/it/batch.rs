@@ -358,7 +358,8 @@ fn fast_dispatch_endpoints_agree_with_the_full_decode_on_every_frame() {
         }
     }
     // Nearly every TCP/UDP frame takes the fast path.
-    assert!(check.full > 10_000);
+    let corpus = std::env::var_os("RDPDIAG_CORPUS").is_some();
+    assert!(check.full > if corpus { 10_000 } else { 1_000 }, "{}", check.full);
     assert!(
         check.fast * 100 >= check.full * 95,
         "{} of {}",
