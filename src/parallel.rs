@@ -1,7 +1,9 @@
 //! One large capture split across cores.
 //!
-//! The calling thread reads the capture (decompressing if need be) and dispatches every frame
-//! to a worker by a symmetric hash of its connection's endpoints ([`share_of`]), so both
+//! The calling thread reads the capture (decompressing if need be) and hands the frames to
+//! `workers - 1` worker threads (with two threads: reading and framing on one core, the
+//! analysis on the other), dispatching every frame, when there are several workers, by a
+//! symmetric hash of its connection's endpoints ([`share_of`]), so both
 //! directions of a connection, and ICMP errors quoting it, meet in one worker. Chunks of the
 //! file are shared with the workers behind an `Arc` (frames are never copied); each worker
 //! runs its own [`Analyzer`] on its frames. The reader also replays the sweep clocks of a
@@ -71,7 +73,8 @@ enum FromWorker {
     },
 }
 
-/// Analyses one capture with `config.workers` threads, handing each result to `emit` in
+/// Analyses one capture with `config.workers` threads (the reader and at least one worker),
+/// handing each result to `emit` in
 /// first-frame order; the same results as a single-threaded
 /// [`crate::pipeline::stream_path`].
 pub fn stream_path_parallel(
@@ -80,7 +83,8 @@ pub fn stream_path_parallel(
     hold: usize,
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
-    let n = config.workers.clamp(1, 64);
+    // The reader is one of the threads: it and `n` workers use `config.workers` in all.
+    let n = config.workers.saturating_sub(1).clamp(1, 64);
     let mut worker_config = config.clone();
     worker_config.workers = 1;
     // The connection-table cap is shared out, so the memory bound stays the same.
@@ -247,12 +251,16 @@ impl ChunkSink for Dispatch<'_, '_> {
                 (a.min(slot.ts), b.max(slot.ts))
             }));
             let frame = slot.frame(chunk);
-            // Most frames: endpoints at fixed offsets; the rest (ICMP errors quoting a
-            // connection, IPv6 extension headers...) fully decoded.
-            let worker = match decode::tcp_udp_endpoints(frame.linktype, frame.data) {
-                Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), n),
-                None => {
-                    decode::decode(frame.linktype, frame.data).map_or(0, |pkt| share_of(&pkt, n))
+            // One worker takes everything; more share by connection: most frames by the
+            // endpoints at fixed offsets, the rest (ICMP errors quoting a connection, IPv6
+            // extension headers...) fully decoded.
+            let worker = if n == 1 {
+                0
+            } else {
+                match decode::tcp_udp_endpoints(frame.linktype, frame.data) {
+                    Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), n),
+                    None => decode::decode(frame.linktype, frame.data)
+                        .map_or(0, |pkt| share_of(&pkt, n)),
                 }
             };
             if let Some(w) = self.per_worker.get_mut(worker as usize) {
