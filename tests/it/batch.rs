@@ -359,7 +359,11 @@ fn fast_dispatch_endpoints_agree_with_the_full_decode_on_every_frame() {
     }
     // Nearly every TCP/UDP frame takes the fast path.
     let corpus = std::env::var_os("RDPDIAG_CORPUS").is_some();
-    assert!(check.full > if corpus { 10_000 } else { 1_000 }, "{}", check.full);
+    assert!(
+        check.full > if corpus { 10_000 } else { 1_000 },
+        "{}",
+        check.full
+    );
     assert!(
         check.fast * 100 >= check.full * 95,
         "{} of {}",
