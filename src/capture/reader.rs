@@ -396,17 +396,8 @@ fn parse_records(
                     let nanos = i64::from(b.ts_sec)
                         .saturating_mul(1_000_000_000)
                         .saturating_add(scale_to_nanos(u64::from(b.ts_usec), iface.units_per_sec));
-                    let caplen = (b.caplen as usize).min(b.data.len());
-                    let start = offset_in(all, b.data);
-                    push_slot(
-                        slots,
-                        summary,
-                        iface.linktype,
-                        Timestamp(nanos),
-                        start,
-                        start + caplen,
-                        b.origlen,
-                    );
+                    let frame = Captured::new(all, b.data, b.caplen, b.origlen);
+                    push_slot(slots, summary, iface.linktype, Timestamp(nanos), frame);
                     *pos += data.len() - rest.len();
                 }
                 Err(nom::Err::Incomplete(n)) => return need(n),
@@ -458,31 +449,13 @@ fn parse_records(
                             .saturating_add(iface.offset_secs)
                             .saturating_mul(1_000_000_000)
                             .saturating_add(frac);
-                        let caplen = (epb.caplen as usize).min(epb.data.len());
-                        let start = offset_in(all, epb.data);
-                        push_slot(
-                            slots,
-                            summary,
-                            iface.linktype,
-                            Timestamp(nanos),
-                            start,
-                            start + caplen,
-                            epb.origlen,
-                        );
+                        let frame = Captured::new(all, epb.data, epb.caplen, epb.origlen);
+                        push_slot(slots, summary, iface.linktype, Timestamp(nanos), frame);
                     }
                     Block::SimplePacket(spb) => {
                         let iface = interfaces.first().copied().unwrap_or(fallback);
-                        let caplen = (spb.origlen as usize).min(spb.data.len());
-                        let start = offset_in(all, spb.data);
-                        push_slot(
-                            slots,
-                            summary,
-                            iface.linktype,
-                            Timestamp(0),
-                            start,
-                            start + caplen,
-                            spb.origlen,
-                        );
+                        let frame = Captured::new(all, spb.data, spb.origlen, spb.origlen);
+                        push_slot(slots, summary, iface.linktype, Timestamp(0), frame);
                     }
                     Block::DecryptionSecrets(dsb) => {
                         if !slots.is_empty() {
@@ -507,24 +480,41 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
         .min(outer.len())
 }
 
+/// A record's captured bytes as a range of the chunk, and its length on the wire.
+struct Captured {
+    start: usize,
+    end: usize,
+    orig_len: u32,
+}
+
+impl Captured {
+    /// `data` (a subslice of `chunk`) cut to the record's captured length `caplen`.
+    fn new(chunk: &[u8], data: &[u8], caplen: u32, orig_len: u32) -> Self {
+        let start = offset_in(chunk, data);
+        Captured {
+            start,
+            end: start + (caplen as usize).min(data.len()),
+            orig_len,
+        }
+    }
+}
+
 fn push_slot(
     slots: &mut Vec<FrameSlot>,
     summary: &mut CaptureSummary,
     linktype: LinkType,
     ts: Timestamp,
-    start: usize,
-    end: usize,
-    orig_len: u32,
+    frame: Captured,
 ) {
     summary.frames += 1;
-    summary.frame_bytes += (end - start) as u64;
+    summary.frame_bytes += (frame.end - frame.start) as u64;
     slots.push(FrameSlot {
         number: summary.frames,
         ts,
         linktype,
-        start,
-        end,
-        orig_len,
+        start: frame.start,
+        end: frame.end,
+        orig_len: frame.orig_len,
     });
 }
 
