@@ -8,6 +8,8 @@
 # warm page cache, each under /usr/bin/time:
 #   rdpdiag analyze -j 1 --format jsonl FILE     (one thread)
 #   rdpdiag analyze -j 2 --format jsonl FILE     (the file split across two workers)
+#   floor FILE    (benches/floor.rs: pcap-parser read + etherparse slice of every frame,
+#                  nothing else: the floor of our stack)
 #   tcpdump -r FILE -w /dev/null 'tcp port 3389 or icmp'
 #   tshark -r FILE -Y 'rdp or tls.alert_message or tcp.flags.reset==1 or icmp' -d tcp.port==3389,tls
 # with output to /dev/null, and prints seconds, MB/s (10^6 bytes of capture per second),
@@ -28,7 +30,7 @@ for tool in tcpdump tshark; do
 done
 
 echo "== building (release)" >&2
-cargo build --release --bin rdpdiag --example gen_capture >&2
+cargo build --release --bin rdpdiag --example gen_capture --example floor >&2
 
 mkdir -p benches/data
 if [ ! -f "$FILE" ]; then
@@ -56,6 +58,7 @@ run() { # name, command...
 
 run rdpdiag-j1 target/release/rdpdiag analyze -j 1 --format jsonl "$FILE"
 run rdpdiag-j2 target/release/rdpdiag analyze -j 2 --format jsonl "$FILE"
+run floor target/release/examples/floor "$FILE"
 run tcpdump tcpdump -r "$FILE" -w /dev/null 'tcp port 3389 or icmp'
 run tshark tshark -r "$FILE" -Y 'rdp or tls.alert_message or tcp.flags.reset==1 or icmp' -d tcp.port==3389,tls
 
