@@ -38,7 +38,7 @@ pub mod tcp_flags {
 }
 
 /// A decoded IP packet carrying something rdpdiag looks at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<'a> {
     /// IP source.
     pub src: IpAddr,
@@ -51,7 +51,7 @@ pub struct Packet<'a> {
 }
 
 /// The transport layer of a [`Packet`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport<'a> {
     /// A TCP segment.
     Tcp(TcpSegment<'a>),
@@ -69,7 +69,7 @@ pub enum Transport<'a> {
 }
 
 /// The parts of a TCP segment that the flow stage needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpSegment<'a> {
     /// Source port.
     pub src_port: u16,
@@ -132,8 +132,57 @@ impl IcmpError {
 
 /// Decodes one frame. `None` for anything that is not IPv4/IPv6 TCP, UDP or an ICMP error,
 /// and for frames too short to read those headers.
+///
+/// The common case, an IPv4 header without options carrying a whole TCP header, is read at
+/// its fixed offsets ([`ipv4_tcp`]); everything else goes through etherparse
+/// ([`decode_network`]). Both give the same packet wherever the first applies (tested on every
+/// frame of testdata and the public corpus); the fixed reads halve the cost of decoding.
 pub fn decode(linktype: LinkType, data: &[u8]) -> Option<Packet<'_>> {
     let net = network_payload(linktype, data)?;
+    ipv4_tcp(net).or_else(|| decode_network(net))
+}
+
+/// An IPv4 packet with a 20-byte header (no options), not fragmented, carrying TCP with a
+/// complete header, read at fixed offsets; `None` for anything else. The bounds are
+/// etherparse's lax ones: the payload ends at the IP total length, or at the end of the
+/// captured bytes when the packet was cut short.
+pub fn ipv4_tcp(net: NetworkPayload<'_>) -> Option<Packet<'_>> {
+    let b = net.bytes;
+    let header: &[u8; 20] = b.get(..20)?.try_into().ok()?;
+    let [version_ihl, _, t0, t1, _, _, f0, f1, _, protocol, ..] = *header;
+    let total = usize::from(u16::from_be_bytes([t0, t1]));
+    let fragment = u16::from_be_bytes([f0, f1]) & 0x3fff;
+    if version_ihl != 0x45 || protocol != 6 || fragment != 0 || total < 20 {
+        return None;
+    }
+    let tcp = b.get(20..total.min(b.len()))?;
+    let fixed: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
+    let [sp0, sp1, dp0, dp1, s0, s1, s2, s3, a0, a1, a2, a3, offset, flags, w0, w1, ..] = *fixed;
+    if offset >> 4 < 5 {
+        return None;
+    }
+    let payload = tcp.get(usize::from(offset >> 4) * 4..)?;
+    let [_, _, _, _, _, _, _, _, _, _, _, _, src @ .., _, _, _, _] = *header;
+    let [.., dst0, dst1, dst2, dst3] = *header;
+    Some(Packet {
+        src: IpAddr::from(src),
+        dst: IpAddr::from([dst0, dst1, dst2, dst3]),
+        vlan: net.vlan,
+        transport: Transport::Tcp(TcpSegment {
+            src_port: u16::from_be_bytes([sp0, sp1]),
+            dst_port: u16::from_be_bytes([dp0, dp1]),
+            seq: u32::from_be_bytes([s0, s1, s2, s3]),
+            ack: u32::from_be_bytes([a0, a1, a2, a3]),
+            flags: flags & 0x1f,
+            window: u16::from_be_bytes([w0, w1]),
+            payload,
+        }),
+    })
+}
+
+/// Decodes the network layer with etherparse (any IPv4/IPv6 header, extension headers,
+/// ICMP errors, UDP).
+pub fn decode_network(net: NetworkPayload<'_>) -> Option<Packet<'_>> {
     let ip = LaxIpSlice::from_slice(net.bytes).ok()?.0;
     let payload = ip.payload();
     if payload.fragmented {
@@ -251,4 +300,85 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
             None
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An Ethernet/IPv4/TCP frame with payload, as a capture holds it.
+    fn frame(ip_total: u16, tcp_offset: u8, payload: &[u8], captured_extra: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f[16..18].copy_from_slice(&ip_total.to_be_bytes());
+        f.extend_from_slice(&[0xc3, 0x50, 0x0d, 0x3d, 1, 2, 3, 4, 5, 6, 7, 8]);
+        f.extend_from_slice(&[tcp_offset << 4, 0x18, 0x01, 0x00, 0, 0, 0, 0]);
+        f.extend(std::iter::repeat(1u8).take(usize::from(tcp_offset.max(5) - 5) * 4));
+        f.extend_from_slice(payload);
+        f.extend_from_slice(captured_extra);
+        f
+    }
+
+    fn both(data: &[u8]) -> (Option<Packet<'_>>, Option<Packet<'_>>) {
+        let net = network_payload(LinkType::ETHERNET, data).unwrap();
+        (ipv4_tcp(net), decode_network(net))
+    }
+
+    #[test]
+    fn fixed_offsets_read_what_etherparse_reads() {
+        let f = frame(40 + 3, 5, b"abc", &[0; 6]);
+        let (fast, full) = both(&f);
+        let fast = fast.unwrap();
+        assert_eq!(Some(&fast), full.as_ref());
+        let Transport::Tcp(seg) = fast.transport else {
+            panic!("not tcp")
+        };
+        // Ethernet padding past the IP total length is not payload.
+        assert_eq!(seg.payload, b"abc");
+        assert_eq!((seg.src_port, seg.dst_port, seg.flags), (50000, 3389, 0x18));
+    }
+
+    #[test]
+    fn odd_packets_are_left_to_etherparse() {
+        // Total length 0 (segmentation offload): etherparse takes the captured length.
+        let tso = frame(0, 5, b"abc", &[]);
+        assert!(both(&tso).0.is_none());
+        assert!(decode(LinkType::ETHERNET, &tso).is_some());
+        // TCP options, cut-short packets: still the same packet both ways.
+        for f in [frame(52 + 3, 8, b"abc", &[]), frame(200, 5, b"abc", &[])] {
+            let (fast, full) = both(&f);
+            assert!(fast.is_some());
+            assert_eq!(fast, full);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        #[test]
+        fn fixed_offsets_never_disagree(
+            total in 0u16..120,
+            offset in 0u8..16,
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+            cut in 0usize..120,
+            flip in proptest::collection::vec((14usize..60, any::<u8>()), 0..3),
+        ) {
+            let mut f = frame(total, offset, &payload, &[0; 4]);
+            for (at, v) in flip {
+                if let Some(b) = f.get_mut(at) {
+                    *b = v;
+                }
+            }
+            f.truncate(cut.max(14));
+            let Some(net) = network_payload(LinkType::ETHERNET, &f) else {
+                return Ok(());
+            };
+            if let Some(fast) = ipv4_tcp(net) {
+                prop_assert_eq!(Some(fast), decode_network(net));
+            }
+        }
+    }
 }

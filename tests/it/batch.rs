@@ -371,3 +371,43 @@ fn fast_dispatch_endpoints_agree_with_the_full_decode_on_every_frame() {
         check.full
     );
 }
+
+#[test]
+fn fixed_offset_decode_agrees_with_etherparse_on_every_frame() {
+    use rdpdiag::capture::{open_input, read_capture, Frame, FrameSink};
+    use rdpdiag::decode::{decode_network, ipv4_tcp, network_payload};
+    #[derive(Default)]
+    struct Check {
+        fast: u64,
+        frames: u64,
+    }
+    impl FrameSink for Check {
+        fn frame(&mut self, f: &Frame<'_>) {
+            self.frames += 1;
+            let Some(net) = network_payload(f.linktype, f.data) else {
+                return;
+            };
+            if let Some(fast) = ipv4_tcp(net) {
+                assert_eq!(Some(fast), decode_network(net), "frame {}", f.number);
+                self.fast += 1;
+            }
+        }
+    }
+    let mut files = super::captures_under(std::path::Path::new("testdata"));
+    if let Some(c) = std::env::var_os("RDPDIAG_CORPUS") {
+        files.extend(super::captures_under(std::path::Path::new(&c)));
+    }
+    let mut check = Check::default();
+    for f in &files {
+        if let Ok(src) = open_input(&f.to_string_lossy()) {
+            let _ = read_capture(src, &mut check);
+        }
+    }
+    // Most frames of the shipped captures are IPv4/TCP without IP options.
+    assert!(
+        check.fast * 2 > check.frames,
+        "{} of {}",
+        check.fast,
+        check.frames
+    );
+}
