@@ -48,7 +48,8 @@ pub struct Session {
     streams: [DirStream; 2],
     timeline: Vec<Event>,
     retransmit_run: [bool; 2],
-    details: Details,
+    /// Boxed, like the record's: a connection's result is moved several times on its way out.
+    details: Box<Details>,
     /// The capture showed the connection from its SYN.
     clean_start: bool,
     /// Fast-path PDUs may appear (connection set up, or joined mid-stream).
@@ -74,8 +75,9 @@ pub struct Session {
 pub struct SessionRecord {
     /// Events in frame order.
     pub timeline: Vec<Event>,
-    /// Parsed facts.
-    pub details: Details,
+    /// Parsed facts (boxed: about 2 KiB, and a finished connection's record is moved several
+    /// times on its way to the output).
+    pub details: Box<Details>,
     /// Whether this connection is RDP (by port or by content) and so reported.
     pub is_rdp: bool,
 }
@@ -91,7 +93,7 @@ impl Session {
             streams: [DirStream::new(), DirStream::new()],
             timeline: Vec::new(),
             retransmit_run: [false; 2],
-            details: Details::default(),
+            details: Box::default(),
             crypt: Default::default(),
             inner: Default::default(),
             meta: *meta,
