@@ -327,3 +327,34 @@ fn table_pages_number_on_and_keep_every_explanation() {
         "captures with 2 or more connections: {checked}"
     );
 }
+
+/// README's causes table is the user's reference: one row per cause code, with the meaning
+/// the tool prints (src/diagnose/causes.rs is the single source).
+#[test]
+fn readme_causes_table_matches_the_cause_codes() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "| cause | meaning |")
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .collect();
+    let codes: Vec<&str> = rdpdiag::diagnose::causes::CAUSES
+        .iter()
+        .map(|c| c.code)
+        .collect();
+    for c in rdpdiag::diagnose::causes::CAUSES {
+        let row = format!("| `{}` | {} |", c.code, c.meaning);
+        assert!(
+            table.contains(&row.as_str()),
+            "README lacks or words differently: {row}"
+        );
+    }
+    for row in &table {
+        let code = row.split('`').nth(1).unwrap_or_default();
+        assert!(
+            codes.contains(&code),
+            "README lists an unknown cause: {row}"
+        );
+    }
+}
