@@ -11,7 +11,8 @@ mod reader;
 
 pub use input::{input_from_bytes, open_input, InputSource};
 pub use reader::{
-    read_capture, read_capture_chunks, CaptureSummary, ChunkSink, FrameSink, FrameSlot,
+    read_capture, read_capture_chunks, read_capture_chunks_with, read_capture_with, CaptureSummary,
+    ChunkSink, FrameSink, FrameSlot, ReadOptions, CHUNK_LEN, MAX_BLOCK_LEN,
 };
 
 use std::fmt;

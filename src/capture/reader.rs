@@ -1,12 +1,28 @@
 //! Streaming pcap / pcapng reading, numbering frames like Wireshark.
 //!
-//! The reader owns its buffers: a chunk of the stream is read into a buffer, every complete
-//! record in it is parsed with pcap-parser's slice parsers into [`FrameSlot`]s, and the chunk
-//! goes to a [`ChunkSink`] behind an `Arc`, so worker threads can share it without copying
-//! frames. A record cut by the chunk's end is carried over to the next buffer; buffers that
-//! no worker holds any more are reused.
+//! The stream is read in buffers of [`CHUNK_LEN`] bytes; every complete record in a buffer is
+//! parsed with pcap-parser's slice parsers into [`FrameSlot`]s, and the buffer goes to a
+//! [`ChunkSink`] as it is, behind an `Arc`, so worker threads can share it without copying
+//! frames. A record cut by a buffer's end is assembled in a small buffer of its own (the tail
+//! of one buffer and the head of the next, or of several for a record larger than a buffer,
+//! up to [`MAX_BLOCK_LEN`]) and handed to the sink as a chunk of its own, in order. Buffers
+//! that no sink holds any more are reused.
+//!
+//! The reading (`Read::read`, so also decompression) happens on the parsing thread, or with
+//! [`ReadOptions::read_ahead`] on a thread of its own that fills buffers a few ahead of the
+//! parsing. Both hand the parser the same bytes, so what comes out is the same: frames,
+//! secrets and where they fall among the frames, the summary and every error with its offset,
+//! whatever the buffer length. The rules that make it so:
+//! - a record is complete or not by its own bytes: one cut by a buffer's end is parsed once the
+//!   parser has the bytes it asks for;
+//! - a record (or block) longer than [`MAX_BLOCK_LEN`] is malformed, as soon as its header says
+//!   so, even when the stream ends before it would;
+//! - when reading fails (a corrupt compressed stream, an I/O error), every complete record read
+//!   before is delivered and the error is reported where the first incomplete one starts.
 
+use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 use pcap_parser::nom;
@@ -20,12 +36,14 @@ use pcap_parser::PcapError;
 
 use super::{CaptureError, Frame, InputSource, LinkType, Timestamp};
 
-/// Bytes read at a time (a chunk); grown for larger blocks up to [`MAX_BLOCK_LEN`].
-const CHUNK_LEN: usize = 1 << 20;
+/// Bytes read at a time (a chunk).
+pub const CHUNK_LEN: usize = 1 << 20;
 /// Largest capture record or block accepted (a bigger one is reported as malformed).
 pub const MAX_BLOCK_LEN: usize = 64 << 20;
-/// Spare buffers kept for reuse while workers still hold others.
+/// Spare buffers kept for reuse while sinks still hold others.
 const MAX_POOLED: usize = 32;
+/// Buffers the read-ahead thread fills before it waits for the parser.
+const READ_AHEAD_BUFFERS: usize = 4;
 
 /// Receives what a capture holds, one frame at a time, in file order.
 pub trait FrameSink {
@@ -87,6 +105,35 @@ impl ChunkSink for PerFrame<'_> {
     }
 }
 
+/// How a capture is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Bytes read at a time: the length of the buffers handed to the sink (1 to
+    /// [`MAX_BLOCK_LEN`]; [`CHUNK_LEN`] by default, smaller in tests).
+    pub chunk_len: usize,
+    /// Read (and decompress) on a thread of its own, a few buffers ahead of the parsing.
+    pub read_ahead: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            chunk_len: CHUNK_LEN,
+            read_ahead: false,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// The default buffers, read ahead on a thread of their own.
+    pub fn read_ahead() -> Self {
+        ReadOptions {
+            read_ahead: true,
+            ..ReadOptions::default()
+        }
+    }
+}
+
 /// What reading a capture produced besides the frames.
 #[derive(Debug)]
 pub struct CaptureSummary {
@@ -141,7 +188,199 @@ pub fn read_capture(
     src: InputSource,
     sink: &mut dyn FrameSink,
 ) -> Result<CaptureSummary, CaptureError> {
-    read_capture_chunks(src, &mut PerFrame(sink))
+    read_capture_with(src, sink, ReadOptions::default())
+}
+
+/// [`read_capture`] read as `opts` say (e.g. on a read-ahead thread); the same frames.
+pub fn read_capture_with(
+    src: InputSource,
+    sink: &mut dyn FrameSink,
+    opts: ReadOptions,
+) -> Result<CaptureSummary, CaptureError> {
+    read_capture_chunks_with(src, &mut PerFrame(sink), opts)
+}
+
+/// Like [`read_capture`], handing the sink whole chunks (for splitting across threads).
+pub fn read_capture_chunks(
+    src: InputSource,
+    sink: &mut dyn ChunkSink,
+) -> Result<CaptureSummary, CaptureError> {
+    read_capture_chunks_with(src, sink, ReadOptions::default())
+}
+
+/// [`read_capture_chunks`] read as `opts` say; the same frames, in chunks of
+/// `opts.chunk_len` bytes (and the records cut by their ends, each in a chunk of its own).
+pub fn read_capture_chunks_with(
+    src: InputSource,
+    sink: &mut dyn ChunkSink,
+    opts: ReadOptions,
+) -> Result<CaptureSummary, CaptureError> {
+    let InputSource {
+        name,
+        reader,
+        compression,
+        head: _,
+    } = src;
+    let chunk_len = opts.chunk_len.clamp(1, MAX_BLOCK_LEN);
+    let input = Input {
+        path: &name,
+        compression,
+    };
+    if !opts.read_ahead {
+        let mut feed = InlineFeed {
+            filler: Filler::new(reader, chunk_len),
+            free: Vec::new(),
+        };
+        return parse_stream(&input, &mut feed, sink);
+    }
+    let (data_tx, data_rx) = mpsc::sync_channel(READ_AHEAD_BUFFERS);
+    let (free_tx, free_rx) = mpsc::channel();
+    // Not joined: once parsing stops (early, on a malformed record), the reader ends at its
+    // next send, which may wait for a read of a pipe that is still open.
+    let spawned = std::thread::Builder::new()
+        .name("rdpdiag-read".into())
+        .spawn(move || read_ahead(Filler::new(reader, chunk_len), &data_tx, &free_rx));
+    if let Err(source) = spawned {
+        return Err(CaptureError::Io { path: name, source });
+    }
+    let mut feed = AheadFeed {
+        data: data_rx,
+        free: free_tx,
+    };
+    parse_stream(&input, &mut feed, sink)
+}
+
+/// What one read of the stream gave.
+enum Fetched {
+    /// A buffer holding this many bytes of the stream (all of it unless the stream ends or
+    /// fails right after them).
+    Data(Vec<u8>, usize),
+    /// The stream ended.
+    End,
+    /// Reading failed here (the error is not reported, only where it happened); the bytes
+    /// before came as `Data`.
+    Failed,
+}
+
+/// Fills buffers from a reader, one after the other, and remembers how the stream ended.
+struct Filler {
+    reader: Box<dyn Read + Send>,
+    chunk_len: usize,
+    ended: bool,
+    failed: bool,
+}
+
+impl Filler {
+    fn new(reader: Box<dyn Read + Send>, chunk_len: usize) -> Self {
+        Filler {
+            reader,
+            chunk_len,
+            ended: false,
+            failed: false,
+        }
+    }
+
+    /// The next bytes of the stream in `buf` (a spare buffer, or a new one), or how it ended.
+    fn next(&mut self, buf: Option<Vec<u8>>) -> Fetched {
+        if self.failed {
+            self.failed = false;
+            self.ended = true;
+            return Fetched::Failed;
+        }
+        if self.ended {
+            return Fetched::End;
+        }
+        let mut buf = buf
+            .filter(|b| b.len() == self.chunk_len)
+            .unwrap_or_else(|| vec![0u8; self.chunk_len]);
+        let (n, failed) = fill(&mut self.reader, &mut buf);
+        if failed {
+            self.failed = true;
+        } else if n < buf.len() {
+            self.ended = true;
+        }
+        if n > 0 {
+            return Fetched::Data(buf, n);
+        }
+        self.next(None)
+    }
+}
+
+/// Reads into `buf` until it is full or the stream ends or fails; the bytes read, and whether
+/// an error stopped it (the bytes before it are kept).
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, bool) {
+    let mut filled = 0;
+    while let Some(space) = buf.get_mut(filled..).filter(|s| !s.is_empty()) {
+        match reader.read(space) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return (filled, true),
+        }
+    }
+    (filled, false)
+}
+
+/// Where the parser gets its buffers from, and gives back those no sink holds any more.
+trait Feed {
+    fn next(&mut self) -> Fetched;
+    fn give_back(&mut self, buf: Vec<u8>);
+}
+
+/// Reads on the parsing thread.
+struct InlineFeed {
+    filler: Filler,
+    free: Vec<Vec<u8>>,
+}
+
+impl Feed for InlineFeed {
+    fn next(&mut self) -> Fetched {
+        let spare = self.free.pop();
+        self.filler.next(spare)
+    }
+    fn give_back(&mut self, buf: Vec<u8>) {
+        if self.free.len() < MAX_POOLED {
+            self.free.push(buf);
+        }
+    }
+}
+
+/// Takes the buffers a read-ahead thread filled.
+struct AheadFeed {
+    data: Receiver<Fetched>,
+    free: Sender<Vec<u8>>,
+}
+
+impl Feed for AheadFeed {
+    fn next(&mut self) -> Fetched {
+        match self.data.recv() {
+            Ok(f) => f,
+            // The reading thread is gone without saying how the stream ended.
+            Err(_) => Fetched::Failed,
+        }
+    }
+    fn give_back(&mut self, buf: Vec<u8>) {
+        // A reader that has finished needs no more buffers.
+        let _ = self.free.send(buf);
+    }
+}
+
+/// The read-ahead thread: fills buffers (spare ones first) until the stream ends or fails,
+/// or the parser stops listening.
+fn read_ahead(mut filler: Filler, data: &SyncSender<Fetched>, free: &Receiver<Vec<u8>>) {
+    loop {
+        let fetched = filler.next(free.try_recv().ok());
+        let last = !matches!(fetched, Fetched::Data(..));
+        if data.send(fetched).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The input's name and its compression.
+struct Input<'a> {
+    path: &'a str,
+    compression: Option<&'static str>,
 }
 
 /// Why parsing a buffer stopped.
@@ -153,184 +392,329 @@ enum Stop {
     Failed(CaptureError),
 }
 
-/// Like [`read_capture`], handing the sink whole chunks (for splitting across threads).
-pub fn read_capture_chunks(
-    src: InputSource,
+/// The parsing side: the format state, the summary, and the record being assembled across
+/// buffers.
+struct Parser<'a> {
+    path: &'a str,
+    format: Format,
+    summary: CaptureSummary,
+    slots: Vec<FrameSlot>,
+    /// The head of a record cut by a buffer's end (and the bytes after it taken so far).
+    carry: Vec<u8>,
+    /// How many bytes the carried record needs in all, if known.
+    carry_need: Option<usize>,
+    /// Buffers a sink still holds, given back once it lets go.
+    held: VecDeque<Arc<Vec<u8>>>,
+}
+
+/// What taking bytes from a buffer into the carried record led to.
+enum Carried {
+    /// The record (and any after it in the carry) was parsed; the buffer goes on from here.
+    Done(usize),
+    /// The whole buffer went into the record, which needs more.
+    NeedMore,
+    /// Reading ends with this error.
+    Failed(CaptureError),
+}
+
+/// Parses the stream `feed` gives into `sink`.
+fn parse_stream(
+    input: &Input<'_>,
+    feed: &mut dyn Feed,
     sink: &mut dyn ChunkSink,
 ) -> Result<CaptureSummary, CaptureError> {
-    let path = src.name.clone();
-    let mut reader = src.reader;
-    let mut buf = vec![0u8; CHUNK_LEN];
-    let mut filled = match fill(&mut reader, &mut buf, 0) {
-        Ok(n) => n,
-        Err(_) => {
-            return Err(CaptureError::Malformed {
-                path,
-                what: "stream (read error)".into(),
-                offset: 0,
-            })
+    let path = input.path;
+    // The format, from as many bytes as it takes (one buffer, but for a large pcapng section
+    // header or tiny buffers).
+    let mut first: Option<(Vec<u8>, usize)> = None;
+    let mut ending: Option<Fetched> = None;
+    let (format, header_len) = loop {
+        match feed.next() {
+            Fetched::Data(buf, n) => {
+                first = Some(match first.take() {
+                    None => (buf, n),
+                    Some((mut acc, m)) => {
+                        acc.truncate(m);
+                        acc.extend_from_slice(buf.get(..n).unwrap_or(&[]));
+                        feed.give_back(buf);
+                        let m = acc.len();
+                        (acc, m)
+                    }
+                });
+            }
+            other => ending = Some(other),
+        }
+        let data = first.as_ref().and_then(|(b, n)| b.get(..*n)).unwrap_or(&[]);
+        let eof = matches!(ending, Some(Fetched::End));
+        match detect_format(path, data, eof)? {
+            Some(found) => break found,
+            None if ending.is_none() && data.len() <= MAX_BLOCK_LEN => {}
+            None if ending.is_none() => {
+                return Err(CaptureError::Malformed {
+                    path: path.to_string(),
+                    what: format!("file header larger than {} MiB", MAX_BLOCK_LEN >> 20),
+                    offset: 0,
+                })
+            }
+            None => {
+                return Err(CaptureError::Malformed {
+                    path: path.to_string(),
+                    what: "stream (read error)".into(),
+                    offset: 0,
+                })
+            }
         }
     };
-    let mut eof = filled < buf.len();
-    let head = buf.get(..filled).unwrap_or(&[]);
-    let (mut format, header_len) = detect_format(&path, head, &src.head)?;
-    let mut summary = CaptureSummary {
-        format: match format {
-            Format::Legacy { .. } => "pcap",
-            Format::Ng { .. } => "pcapng",
+    let mut parser = Parser {
+        path,
+        summary: CaptureSummary {
+            format: match format {
+                Format::Legacy { .. } => "pcap",
+                Format::Ng { .. } => "pcapng",
+            },
+            compression: input.compression,
+            frames: 0,
+            frame_bytes: 0,
+            stream_bytes: 0,
+            error: None,
         },
-        compression: src.compression,
-        frames: 0,
-        frame_bytes: 0,
-        stream_bytes: 0,
-        error: None,
+        format,
+        slots: Vec::with_capacity(2048),
+        carry: Vec::new(),
+        carry_need: None,
+        held: VecDeque::new(),
     };
-    // A pcapng file's section header is parsed again as the first block.
-    let mut pos = header_len;
+    // Stream offset of the current buffer's first byte.
     let mut base: u64 = 0;
-    let mut slots: Vec<FrameSlot> = Vec::with_capacity(2048);
-    let mut pool: Vec<Arc<Vec<u8>>> = Vec::new();
+    // A pcapng file's section header is parsed again as the first block.
+    let mut start = header_len;
+    let mut next = first.map(|(b, n)| Fetched::Data(b, n));
     loop {
+        let fetched = match next.take().or_else(|| ending.take()) {
+            Some(f) => f,
+            None => feed.next(),
+        };
+        let (buf, filled) = match fetched {
+            Fetched::Data(buf, n) => (buf, n),
+            Fetched::End => {
+                if !parser.carry.is_empty() {
+                    parser.summary.error = Some(CaptureError::Truncated {
+                        path: path.to_string(),
+                        what: parser.format.record_name(),
+                        offset: parser.summary.stream_bytes,
+                    });
+                }
+                break;
+            }
+            Fetched::Failed => {
+                parser.summary.error = Some(read_error(path, parser.summary.stream_bytes));
+                break;
+            }
+        };
+        let data = buf.get(..filled).unwrap_or(&[]);
+        if !parser.carry.is_empty() {
+            match parser.take_into_carry(data, sink) {
+                Carried::Done(at) => start = at,
+                Carried::NeedMore => {
+                    base += filled as u64;
+                    feed.give_back(buf);
+                    continue;
+                }
+                Carried::Failed(e) => {
+                    parser.summary.error = Some(e);
+                    break;
+                }
+            }
+        }
         let shared = Arc::new(buf);
+        let mut pos = start;
         let stop = parse_records(
             &shared,
             filled,
             &mut pos,
-            &mut format,
-            &mut summary,
-            &mut slots,
+            &mut parser.format,
+            &mut parser.summary,
+            &mut parser.slots,
             sink,
-            &path,
+            path,
             base,
         );
-        if !slots.is_empty() {
-            sink.chunk(&shared, &slots);
-            slots.clear();
+        if !parser.slots.is_empty() {
+            sink.chunk(&shared, &parser.slots);
+            parser.slots.clear();
         }
-        summary.stream_bytes = base + pos as u64;
-        let needed = match stop {
+        parser.summary.stream_bytes = base + pos as u64;
+        let cut = match stop {
             Stop::Failed(e) => {
-                summary.error = Some(e);
+                parser.summary.error = Some(e);
                 break;
             }
-            Stop::NeedMore(n) => n,
+            Stop::NeedMore(need) => need,
         };
-        let left = filled - pos;
-        if eof {
-            if left > 0 {
-                summary.error = Some(CaptureError::Truncated {
-                    path: path.clone(),
-                    what: format.record_name(),
-                    offset: summary.stream_bytes,
-                });
-            }
+        if let Err(e) = parser.carry_over(shared.get(pos..filled).unwrap_or(&[]), cut) {
+            parser.summary.error = Some(e);
             break;
         }
-        let want = match needed {
-            Some(n) => n,
-            // Size unknown: at least a byte more than what is at hand.
-            None if left >= CHUNK_LEN => left.saturating_mul(2),
-            None => CHUNK_LEN,
-        };
-        if want > MAX_BLOCK_LEN {
-            summary.error = Some(CaptureError::Malformed {
-                path: path.clone(),
+        base += filled as u64;
+        start = 0;
+        parser.recycle(shared, feed);
+    }
+    Ok(parser.summary)
+}
+
+impl Parser<'_> {
+    /// Starts assembling the record cut at the end of a buffer (`tail`, possibly empty),
+    /// which needs `need` bytes in all if known.
+    fn carry_over(&mut self, tail: &[u8], need: Option<usize>) -> Result<(), CaptureError> {
+        self.carry.clear();
+        self.carry.extend_from_slice(tail);
+        self.carry_need = need;
+        self.check_carry_size()
+    }
+
+    /// A record larger than [`MAX_BLOCK_LEN`] is malformed (wherever the stream ends).
+    fn check_carry_size(&self) -> Result<(), CaptureError> {
+        let need = self.carry_need.unwrap_or(0).max(self.carry.len());
+        if need > MAX_BLOCK_LEN {
+            return Err(CaptureError::Malformed {
+                path: self.path.to_string(),
                 what: format!("record larger than {} MiB", MAX_BLOCK_LEN >> 20),
-                offset: summary.stream_bytes,
+                offset: self.summary.stream_bytes,
             });
-            break;
         }
-        let cap = want.max(CHUNK_LEN);
-        // The next buffer: this one again when no sink kept it, else a free one.
-        buf = match Arc::try_unwrap(shared) {
-            Ok(mut v) => {
-                v.copy_within(pos..filled, 0);
-                v
-            }
-            Err(shared) => {
-                let mut v = take_free(&mut pool, cap);
-                if let (Some(dst), Some(src)) = (v.get_mut(..left), shared.get(pos..filled)) {
-                    dst.copy_from_slice(src);
-                }
-                pool.push(shared);
-                if pool.len() > MAX_POOLED {
-                    pool.remove(0);
-                }
-                v
-            }
-        };
-        if buf.len() < cap {
-            buf.resize(cap, 0);
-        }
-        base += pos as u64;
-        pos = 0;
-        filled = match fill(&mut reader, &mut buf, left) {
-            Ok(n) => n,
-            Err(_) => {
-                summary.error = Some(read_error(&path, summary.stream_bytes));
-                break;
-            }
-        };
-        eof = filled < buf.len();
+        Ok(())
     }
-    Ok(summary)
-}
 
-/// A buffer of at least `cap` bytes that no sink holds any more, or a new one.
-fn take_free(pool: &mut Vec<Arc<Vec<u8>>>, cap: usize) -> Vec<u8> {
-    if let Some(i) = pool
-        .iter()
-        .position(|b| Arc::strong_count(b) == 1 && b.len() >= cap)
-    {
-        if let Ok(v) = Arc::try_unwrap(pool.swap_remove(i)) {
-            return v;
+    /// Takes the bytes the carried record needs from the head of `data` (the next buffer)
+    /// and parses it once it is complete.
+    fn take_into_carry(&mut self, data: &[u8], sink: &mut dyn ChunkSink) -> Carried {
+        let before = self.carry.len();
+        let mut used = 0;
+        loop {
+            let want = match self.carry_need {
+                Some(need) => need.saturating_sub(self.carry.len()).max(1),
+                // Unknown: grow geometrically, so a record costs few parses.
+                None => self.carry.len().max(64),
+            };
+            let rest = data.get(used..).unwrap_or(&[]);
+            let take = want.min(rest.len());
+            if take == 0 {
+                return Carried::NeedMore;
+            }
+            self.carry
+                .extend_from_slice(rest.get(..take).unwrap_or(&[]));
+            used += take;
+            let carry = Arc::new(std::mem::take(&mut self.carry));
+            let mut pos = 0;
+            let at = self.summary.stream_bytes;
+            let stop = parse_records(
+                &carry,
+                carry.len(),
+                &mut pos,
+                &mut self.format,
+                &mut self.summary,
+                &mut self.slots,
+                sink,
+                self.path,
+                at,
+            );
+            if !self.slots.is_empty() {
+                sink.chunk(&carry, &self.slots);
+                self.slots.clear();
+            }
+            // Reuse the carry's allocation unless a sink keeps it.
+            let mut carry = Arc::try_unwrap(carry).unwrap_or_default();
+            if pos > 0 {
+                // The record is done (and any complete one after it): the buffer goes on
+                // where the carry ends.
+                self.summary.stream_bytes = at + pos as u64;
+                carry.clear();
+                self.carry = carry;
+                self.carry_need = None;
+                return match stop {
+                    Stop::Failed(e) => Carried::Failed(e),
+                    Stop::NeedMore(_) => Carried::Done(pos.saturating_sub(before)),
+                };
+            }
+            self.carry = carry;
+            match stop {
+                Stop::Failed(e) => return Carried::Failed(e),
+                Stop::NeedMore(need) => self.carry_need = need,
+            }
+            if let Err(e) = self.check_carry_size() {
+                return Carried::Failed(e);
+            }
         }
     }
-    vec![0u8; cap]
-}
 
-/// Reads into `buf[from..]` until it is full or the stream ends; returns the bytes held.
-fn fill(reader: &mut dyn Read, buf: &mut [u8], from: usize) -> std::io::Result<usize> {
-    let mut filled = from;
-    while let Some(space) = buf.get_mut(filled..).filter(|s| !s.is_empty()) {
-        match reader.read(space) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    /// Gives `buf` back for reuse once no sink holds it, with any others let go since.
+    fn recycle(&mut self, buf: Arc<Vec<u8>>, feed: &mut dyn Feed) {
+        match Arc::try_unwrap(buf) {
+            Ok(v) => feed.give_back(v),
+            Err(kept) => {
+                self.held.push_back(kept);
+                if self.held.len() > MAX_POOLED {
+                    self.held.pop_front();
+                }
+            }
+        }
+        if self.held.front().is_some_and(|b| Arc::strong_count(b) == 1) {
+            let held = std::mem::take(&mut self.held);
+            for b in held {
+                match Arc::try_unwrap(b) {
+                    Ok(v) => feed.give_back(v),
+                    Err(kept) => self.held.push_back(kept),
+                }
+            }
+        }
+        // A large record's buffer is not kept for the small ones.
+        if self.carry.capacity() > 4 * CHUNK_LEN {
+            self.carry = Vec::new();
         }
     }
-    Ok(filled)
 }
 
 /// The format from the first bytes, and the length of a legacy file header (0 for pcapng,
-/// whose section header is read as a block).
-fn detect_format(path: &str, data: &[u8], head: &[u8]) -> Result<(Format, usize), CaptureError> {
+/// whose section header is read as a block); `None` while more bytes could tell.
+fn detect_format(
+    path: &str,
+    data: &[u8],
+    eof: bool,
+) -> Result<Option<(Format, usize)>, CaptureError> {
     if data.is_empty() {
+        if !eof {
+            return Ok(None);
+        }
         return Err(CaptureError::NotACapture {
             path: path.to_string(),
             magic: "an empty file".into(),
         });
     }
-    let truncated = || CaptureError::Truncated {
-        path: path.to_string(),
-        what: "file header",
-        offset: 0,
+    let incomplete = || {
+        if eof {
+            Err(CaptureError::Truncated {
+                path: path.to_string(),
+                what: "file header",
+                offset: 0,
+            })
+        } else {
+            Ok(None)
+        }
     };
     let not_capture = || CaptureError::NotACapture {
         path: path.to_string(),
-        magic: hex_head(head),
+        magic: hex_head(data.get(..4).unwrap_or(data)),
     };
     if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
         return match parse_sectionheaderblock(data) {
-            Ok((_, shb)) => Ok((
+            Ok((_, shb)) => Ok(Some((
                 Format::Ng {
                     big_endian: shb.big_endian(),
                     interfaces: Vec::new(),
                 },
                 0,
-            )),
-            Err(nom::Err::Incomplete(_)) => Err(truncated()),
+            ))),
+            Err(nom::Err::Incomplete(_)) => incomplete(),
             Err(_) => Err(not_capture()),
         };
     }
@@ -352,15 +736,21 @@ fn detect_format(path: &str, data: &[u8], head: &[u8]) -> Result<(Format, usize)
                 },
                 offset_secs: 0,
             };
-            Ok((Format::Legacy { parse, iface }, data.len() - rest.len()))
+            Ok(Some((
+                Format::Legacy { parse, iface },
+                data.len() - rest.len(),
+            )))
         }
-        Err(nom::Err::Incomplete(_)) if is_capture_magic(head) => Err(truncated()),
+        // Too few bytes yet to tell a capture's magic from anything else.
+        Err(nom::Err::Incomplete(_)) if data.len() < 4 && !eof => Ok(None),
+        Err(nom::Err::Incomplete(_)) if is_capture_magic(data) => incomplete(),
         Err(_) => Err(not_capture()),
     }
 }
 
 /// Parses every complete record of `chunk[*pos..filled]`, adding frames to `slots` (and
-/// handing secrets blocks to the sink, after the frames before them).
+/// handing secrets blocks to the sink, after the frames before them). `base` is the chunk's
+/// offset in the stream.
 #[allow(clippy::too_many_arguments)]
 fn parse_records(
     chunk: &Arc<Vec<u8>>,
@@ -390,7 +780,7 @@ fn parse_records(
             nom::Needed::Size(n) => Stop::NeedMore(Some(data.len().saturating_add(n.get()))),
             nom::Needed::Unknown => Stop::NeedMore(None),
         };
-        match format {
+        let consumed = match format {
             Format::Legacy { parse, iface } => match parse(data) {
                 Ok((rest, b)) => {
                     let nanos = i64::from(b.ts_sec)
@@ -398,7 +788,7 @@ fn parse_records(
                         .saturating_add(scale_to_nanos(u64::from(b.ts_usec), iface.units_per_sec));
                     let frame = Captured::new(all, b.data, b.caplen, b.origlen);
                     push_slot(slots, summary, iface.linktype, Timestamp(nanos), frame);
-                    *pos += data.len() - rest.len();
+                    data.len() - rest.len()
                 }
                 Err(nom::Err::Incomplete(n)) => return need(n),
                 Err(_) => return malformed("pcap block".into(), *pos),
@@ -467,9 +857,10 @@ fn parse_records(
                     }
                     _ => {}
                 }
-                *pos += consumed;
+                consumed
             }
-        }
+        };
+        *pos += consumed;
     }
 }
 
@@ -552,6 +943,10 @@ fn hex_head(head: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+#[path = "reader_tests.rs"]
+mod equivalence_tests;
 
 #[cfg(test)]
 mod tests {

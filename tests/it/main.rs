@@ -11,6 +11,7 @@ mod hostile;
 mod keylog;
 #[cfg(feature = "live")]
 mod live;
+mod reader;
 mod report;
 
 use std::path::{Path, PathBuf};
