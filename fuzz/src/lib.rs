@@ -5,7 +5,7 @@
 //! invariants the parsers promise (framing never claims more than its maximum, a
 //! complete PDU never extends past the input).
 
-use rdpdiag::capture::{read_capture, Frame, FrameSink};
+use rdpdiag::capture::{read_capture, read_capture_with, Frame, FrameSink, ReadAhead, ReadOptions};
 use rdpdiag::flow::reassembly::{Reassembler, StreamSink};
 use rdpdiag::flow::FrameRef;
 use rdpdiag::pipeline::{AnalyzeConfig, Analyzer};
@@ -118,11 +118,53 @@ impl FrameSink for Count {
     }
 }
 
-/// The capture reader (pcap, pcapng, gzip, zstd) over arbitrary bytes.
+/// Everything a read showed: per frame its number, time, link type, wire length and a hash
+/// of its bytes, and per secrets block its place, type and hash; then the outcome.
+#[derive(Default, PartialEq, Debug)]
+struct Seen(Vec<(u64, i64, i32, u32, u64)>, String);
+impl FrameSink for Seen {
+    fn frame(&mut self, f: &Frame<'_>) {
+        self.0.push((f.number, f.ts.0, f.linktype.0, f.orig_len, hash(f.data)));
+    }
+    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        let at = self.0.len() as u64;
+        self.0.push((at, -1, -1, secrets_type, hash(data)));
+    }
+}
+fn hash(data: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
+}
+fn read_seen(data: &[u8], opts: ReadOptions) -> Seen {
+    let mut seen = Seen::default();
+    let src = rdpdiag::capture::input_from_bytes("fuzz", data.to_vec());
+    seen.1 = match src.and_then(|s| read_capture_with(s, &mut seen, opts)) {
+        Ok(summary) => format!("{summary:?}"),
+        Err(e) => format!("{e:?}"),
+    };
+    seen
+}
+
+/// The capture reader (pcap, pcapng, gzip, zstd) over arbitrary bytes: frames numbered 1, 2,
+/// ...; and read ahead on another thread in short buffers (1 to 97 bytes, from the input's
+/// length; read only, or read and framed, by the length's parity), the same frames, secrets,
+/// summary and error as read on this thread in the default buffers.
 pub fn capture(data: &[u8]) {
     let src = rdpdiag::capture::input_from_bytes("fuzz", data.to_vec());
     let mut sink = Count(0);
     let _ = src.and_then(|s| read_capture(s, &mut sink));
+    let one_thread = read_seen(data, ReadOptions::default());
+    let short = ReadOptions {
+        chunk_len: 1 + data.len() % 97,
+        ahead: if data.len() % 2 == 0 {
+            ReadAhead::Bytes
+        } else {
+            ReadAhead::Frames
+        },
+    };
+    assert_eq!(read_seen(data, short), one_thread, "read ahead in {short:?}");
 }
 
 #[derive(Default)]

@@ -12,7 +12,7 @@ mod reader;
 pub use input::{input_from_bytes, open_input, InputSource};
 pub use reader::{
     read_capture, read_capture_chunks, read_capture_chunks_with, read_capture_with, CaptureSummary,
-    ChunkSink, FrameSink, FrameSlot, ReadOptions, CHUNK_LEN, MAX_BLOCK_LEN,
+    ChunkSink, FrameSink, FrameSlot, ReadAhead, ReadOptions, CHUNK_LEN, MAX_BLOCK_LEN,
 };
 
 use std::fmt;

@@ -8,11 +8,13 @@
 //! up to [`MAX_BLOCK_LEN`]) and handed to the sink as a chunk of its own, in order. Buffers
 //! that no sink holds any more are reused.
 //!
-//! The reading (`Read::read`, so also decompression) happens on the parsing thread, or with
-//! [`ReadOptions::read_ahead`] on a thread of its own that fills buffers a few ahead of the
-//! parsing. Both hand the parser the same bytes, so what comes out is the same: frames,
-//! secrets and where they fall among the frames, the summary and every error with its offset,
-//! whatever the buffer length. The rules that make it so:
+//! The reading (`Read::read`, so also decompression) happens on the calling thread, or
+//! ([`ReadAhead`]) on a thread of its own that fills buffers a few ahead of the parsing
+//! ([`ReadAhead::Bytes`]), or that also parses them and sends the frames found
+//! ([`ReadAhead::Frames`]). Every way hands the parser the same bytes and the sink the same
+//! chunks, so what comes out is the same: frames, secrets and where they fall among the
+//! frames, the summary and every error with its offset, whatever the buffer length. The
+//! rules that make it so:
 //! - a record is complete or not by its own bytes: one cut by a buffer's end is parsed once the
 //!   parser has the bytes it asks for;
 //! - a record (or block) longer than [`MAX_BLOCK_LEN`] is malformed, as soon as its header says
@@ -105,31 +107,41 @@ impl ChunkSink for PerFrame<'_> {
     }
 }
 
+/// Which work on a capture another thread does ahead of the calling thread, which runs the
+/// sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadAhead {
+    /// None: the calling thread reads, parses and runs the sink.
+    #[default]
+    Off,
+    /// Reading (and decompressing) into buffers, a few ahead; the calling thread parses them.
+    Bytes,
+    /// Reading and parsing: the calling thread gets the frames found, a few buffers ahead.
+    Frames,
+}
+
 /// How a capture is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOptions {
     /// Bytes read at a time: the length of the buffers handed to the sink (1 to
     /// [`MAX_BLOCK_LEN`]; [`CHUNK_LEN`] by default, smaller in tests).
     pub chunk_len: usize,
-    /// Read (and decompress) on a thread of its own, a few buffers ahead of the parsing.
-    pub read_ahead: bool,
+    /// What a thread of its own does ahead of the sink.
+    pub ahead: ReadAhead,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions {
-            chunk_len: CHUNK_LEN,
-            read_ahead: false,
-        }
+        ReadOptions::ahead(ReadAhead::Off)
     }
 }
 
 impl ReadOptions {
-    /// The default buffers, read ahead on a thread of their own.
-    pub fn read_ahead() -> Self {
+    /// The default buffers, with `ahead` done on a thread of its own.
+    pub fn ahead(ahead: ReadAhead) -> Self {
         ReadOptions {
-            read_ahead: true,
-            ..ReadOptions::default()
+            chunk_len: CHUNK_LEN,
+            ahead,
         }
     }
 }
@@ -226,12 +238,14 @@ pub fn read_capture_chunks_with(
         path: &name,
         compression,
     };
-    if !opts.read_ahead {
-        let mut feed = InlineFeed {
-            filler: Filler::new(reader, chunk_len),
-            free: Vec::new(),
-        };
-        return parse_stream(&input, &mut feed, sink);
+    let inline = |reader| InlineFeed {
+        filler: Filler::new(reader, chunk_len),
+        free: Vec::new(),
+    };
+    match opts.ahead {
+        ReadAhead::Off => return parse_stream(&input, &mut inline(reader), sink),
+        ReadAhead::Frames => return frames_ahead(&input, inline(reader), sink),
+        ReadAhead::Bytes => {}
     }
     let (data_tx, data_rx) = mpsc::sync_channel(READ_AHEAD_BUFFERS);
     let (free_tx, free_rx) = mpsc::channel();
@@ -248,6 +262,88 @@ pub fn read_capture_chunks_with(
         free: free_tx,
     };
     parse_stream(&input, &mut feed, sink)
+}
+
+/// What the framing thread sends the calling thread, in order.
+enum Framed {
+    /// A chunk and the frames in it.
+    Chunk(Arc<Vec<u8>>, Vec<FrameSlot>),
+    /// A Decryption Secrets Block.
+    Secrets(u32, Vec<u8>),
+    /// Reading ended so.
+    Done(Result<CaptureSummary, CaptureError>),
+}
+
+/// The framing thread's sink: forwards what it gets to the calling thread.
+struct Forward {
+    to: SyncSender<Framed>,
+    /// Frame lists the calling thread is done with, for reuse.
+    spare: Receiver<Vec<FrameSlot>>,
+}
+
+impl ChunkSink for Forward {
+    fn chunk(&mut self, chunk: &Arc<Vec<u8>>, frames: &[FrameSlot]) {
+        let mut list = self.spare.try_recv().unwrap_or_default();
+        list.clear();
+        list.extend_from_slice(frames);
+        // A calling thread that is gone wants nothing more.
+        let _ = self.to.send(Framed::Chunk(Arc::clone(chunk), list));
+    }
+    fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        let _ = self.to.send(Framed::Secrets(secrets_type, data.to_vec()));
+    }
+}
+
+/// Reads and parses `feed` on a thread of its own, running `sink` on this one.
+fn frames_ahead(
+    input: &Input<'_>,
+    mut feed: InlineFeed,
+    sink: &mut dyn ChunkSink,
+) -> Result<CaptureSummary, CaptureError> {
+    let (to, from) = mpsc::sync_channel(READ_AHEAD_BUFFERS);
+    let (spare_to, spare) = mpsc::channel();
+    let path = input.path.to_string();
+    let compression = input.compression;
+    let spawned = std::thread::Builder::new()
+        .name("rdpdiag-frame".into())
+        .spawn(move || {
+            let input = Input {
+                path: &path,
+                compression,
+            };
+            let mut forward = Forward { to, spare };
+            let done = parse_stream(&input, &mut feed, &mut forward);
+            let _ = forward.to.send(Framed::Done(done));
+        });
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(source) => {
+            return Err(CaptureError::Io {
+                path: input.path.to_string(),
+                source,
+            })
+        }
+    };
+    for framed in from {
+        match framed {
+            Framed::Chunk(chunk, frames) => {
+                sink.chunk(&chunk, &frames);
+                let _ = spare_to.send(frames);
+            }
+            Framed::Secrets(secrets_type, data) => sink.secrets(secrets_type, &data),
+            Framed::Done(done) => {
+                // It has nothing left to do but return.
+                let _ = thread.join();
+                return done;
+            }
+        }
+    }
+    // The thread ended without a word: it panicked.
+    Err(CaptureError::Malformed {
+        path: input.path.to_string(),
+        what: "stream (framing thread failed)".into(),
+        offset: 0,
+    })
 }
 
 /// What one read of the stream gave.

@@ -105,11 +105,8 @@ pub(super) fn ways(len: usize) -> Vec<ReadOptions> {
         ]
     };
     for chunk_len in lens {
-        for read_ahead in [false, true] {
-            out.push(ReadOptions {
-                chunk_len,
-                read_ahead,
-            });
+        for ahead in [ReadAhead::Off, ReadAhead::Bytes, ReadAhead::Frames] {
+            out.push(ReadOptions { chunk_len, ahead });
         }
     }
     out
@@ -131,21 +128,20 @@ fn same_ways(bytes: &[u8], ways: Vec<ReadOptions>) -> (Vec<Event>, String) {
     want
 }
 
-/// Short buffers: 3, 64 and 1000 bytes on the parsing thread, 64 and 1000 read ahead (the
-/// read-ahead thread hands over the same buffers; its tiny ones are slow to test).
+/// Short buffers: 3, 64 and 1000 bytes on the calling thread, 64 and 1000 read (and framed)
+/// ahead (the threads hand over the same buffers; tiny ones are slow to test that way).
 fn short_ways() -> Vec<ReadOptions> {
     [
-        (3, false),
-        (64, false),
-        (1000, false),
-        (64, true),
-        (1000, true),
+        (3, ReadAhead::Off),
+        (64, ReadAhead::Off),
+        (1000, ReadAhead::Off),
+        (64, ReadAhead::Bytes),
+        (1000, ReadAhead::Bytes),
+        (64, ReadAhead::Frames),
+        (1000, ReadAhead::Frames),
     ]
     .into_iter()
-    .map(|(chunk_len, read_ahead)| ReadOptions {
-        chunk_len,
-        read_ahead,
-    })
+    .map(|(chunk_len, ahead)| ReadOptions { chunk_len, ahead })
     .collect()
 }
 
@@ -352,7 +348,7 @@ fn truncated_anywhere_reads_the_same_every_way() {
         let mut ways = short_ways();
         ways.push(ReadOptions {
             chunk_len: 1,
-            read_ahead: cut % 16 == 0,
+            ahead: [ReadAhead::Off, ReadAhead::Bytes, ReadAhead::Frames][cut % 16 % 3],
         });
         same_ways(&pcap[..cut], ways);
     }
@@ -363,7 +359,7 @@ fn truncated_anywhere_reads_the_same_every_way() {
     }
     // The truncated record is reported where it starts.
     for (i, &s) in starts.iter().enumerate().skip(1) {
-        let (events, outcome) = read_bytes(&pcap[..s + 9], ReadOptions::read_ahead());
+        let (events, outcome) = read_bytes(&pcap[..s + 9], ReadOptions::ahead(ReadAhead::Bytes));
         assert_eq!(events.len(), i);
         assert!(
             outcome.contains(&format!("what: \"packet record\", offset: {s} }}")),
@@ -428,11 +424,13 @@ fn a_read_error_delivers_every_complete_record_before_it_every_way() {
     for ok in cuts(&starts, bytes.len(), 23) {
         let want = read_with(failing_source(&bytes, ok), ReadOptions::default());
         for chunk_len in [1, 7, 300, 4096] {
-            for read_ahead in [false, chunk_len > 7 || ok % 8 == 0] {
-                let opts = ReadOptions {
-                    chunk_len,
-                    read_ahead,
-                };
+            let aheads = if chunk_len > 7 || ok % 8 == 0 {
+                &[ReadAhead::Off, ReadAhead::Bytes, ReadAhead::Frames][..]
+            } else {
+                &[ReadAhead::Off]
+            };
+            for &ahead in aheads {
+                let opts = ReadOptions { chunk_len, ahead };
                 let got = read_with(failing_source(&bytes, ok), opts);
                 assert!(got == want, "ok {ok}, {opts:?}: {} vs {}", got.1, want.1);
             }
@@ -556,26 +554,28 @@ impl Drop for Endless {
 
 #[test]
 fn the_read_ahead_thread_stops_when_parsing_stops_early() {
-    let dropped = Arc::new(AtomicBool::new(false));
-    let src = InputSource {
-        name: "endless".into(),
-        reader: Box::new(Endless {
-            sent: 0,
-            dropped: Arc::clone(&dropped),
-        }),
-        compression: None,
-        head: pcap_head()[..4].to_vec(),
-    };
-    // 0xffffffff-byte records: malformed at once, while the reader would go on for ever.
-    let (events, outcome) = read_with(src, ReadOptions::read_ahead());
-    assert!(events.is_empty());
-    assert!(outcome.contains("record larger than 64 MiB"), "{outcome}");
-    let t0 = std::time::Instant::now();
-    while !dropped.load(Ordering::SeqCst) {
-        assert!(
-            t0.elapsed().as_secs() < 20,
-            "the read-ahead thread is still reading"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    for ahead in [ReadAhead::Bytes, ReadAhead::Frames] {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let src = InputSource {
+            name: "endless".into(),
+            reader: Box::new(Endless {
+                sent: 0,
+                dropped: Arc::clone(&dropped),
+            }),
+            compression: None,
+            head: pcap_head()[..4].to_vec(),
+        };
+        // 0xffffffff-byte records: malformed at once, while the reader would go on for ever.
+        let (events, outcome) = read_with(src, ReadOptions::ahead(ahead));
+        assert!(events.is_empty());
+        assert!(outcome.contains("record larger than 64 MiB"), "{outcome}");
+        let t0 = std::time::Instant::now();
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                t0.elapsed().as_secs() < 20,
+                "{ahead:?}: the reader is still reading"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
