@@ -1,8 +1,11 @@
-//! One large capture split across cores.
+//! One large capture split across cores, by connection (three threads or more; with two,
+//! [`stream_path`] has one thread read and frame while the other analyses).
 //!
-//! The calling thread reads the capture (decompressing if need be) and hands the frames to
-//! `workers - 1` worker threads (with two threads: reading and framing on one core, the
-//! analysis on the other), dispatching every frame, when there are several workers, by a
+//! With `workers` >= 3 threads, one reads the capture (decompressing if need be) a few chunks
+//! ahead ([`capture::ReadAhead::Bytes`]), the calling thread frames the chunks and hands the
+//! frames to the `workers - 2` others (with two threads in all, when called directly: the
+//! calling thread reads too, and one worker analyses), dispatching every frame, when there
+//! are several workers, by a
 //! symmetric hash of its connection's endpoints ([`share_of`]), so both
 //! directions of a connection, and ICMP errors quoting it, meet in one worker. Chunks of the
 //! file are shared with the workers behind an `Arc` (frames are never copied); each worker
@@ -73,8 +76,8 @@ enum FromWorker {
     },
 }
 
-/// Analyses one capture with `config.workers` threads (the reader and at least one worker),
-/// handing each result to `emit` in
+/// Analyses one capture with `config.workers` threads (a reader ahead from three on, the
+/// calling thread dispatching, and at least one worker), handing each result to `emit` in
 /// first-frame order; the same results as a single-threaded
 /// [`crate::pipeline::stream_path`].
 pub fn stream_path_parallel(
@@ -83,8 +86,18 @@ pub fn stream_path_parallel(
     hold: usize,
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
-    // The reader is one of the threads: it and `n` workers use `config.workers` in all.
-    let n = config.workers.saturating_sub(1).clamp(1, 64);
+    // `config.workers` threads in all: with three or more, one reads ahead, this one frames
+    // and dispatches, the rest analyse; with two, this one also reads.
+    let read_ahead = config.workers >= 3;
+    let n = config
+        .workers
+        .saturating_sub(1 + usize::from(read_ahead))
+        .clamp(1, 64);
+    let read = capture::ReadOptions::ahead(if read_ahead {
+        capture::ReadAhead::Bytes
+    } else {
+        capture::ReadAhead::Off
+    });
     let mut worker_config = config.clone();
     worker_config.workers = 1;
     // The connection-table cap is shared out, so the memory bound stays the same.
@@ -112,7 +125,7 @@ pub fn stream_path_parallel(
             holder: &mut holder,
         };
         let (capture, error) = match capture::open_input(path)
-            .and_then(|src| capture::read_capture_chunks(src, &mut dispatch))
+            .and_then(|src| capture::read_capture_chunks_with(src, &mut dispatch, read))
         {
             Ok(summary) => (Some(summary), None),
             Err(e) => (None, Some(e)),

@@ -7,7 +7,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
-use crate::capture::{self, CaptureError, CaptureSummary, Frame, FrameSink, Timestamp};
+use crate::capture::{
+    self, CaptureError, CaptureSummary, Frame, FrameSink, ReadAhead, ReadOptions, Timestamp,
+};
 use crate::decode::{self, Transport};
 use crate::decrypt::{KeyStore, SharedKeys};
 use crate::diagnose::{self, ConnectionRecord, Verdict};
@@ -23,11 +25,15 @@ pub struct AnalyzeConfig {
     pub rdp_ports: Vec<u16>,
     /// Connection-table settings.
     pub flow: FlowConfig,
-    /// Threads for one large capture (or stdin): with more than one, frames are split across
-    /// workers by connection ([`crate::parallel`]); the result is the same.
+    /// Threads for one large capture (or stdin), the result being the same: with two, one
+    /// reads and frames the capture while the calling thread analyses it; with more, frames
+    /// are also split across workers by connection ([`crate::parallel`]).
     pub workers: usize,
     /// TLS keys from `--keylog` files (pcapng Decryption Secrets Blocks add to a copy).
     pub keys: KeyStore,
+    /// Files smaller than this are read and analysed by one thread whatever `workers` says
+    /// ([`SPLIT_FILE_BYTES`]; tests lower it).
+    pub split_min_bytes: u64,
 }
 
 impl Default for AnalyzeConfig {
@@ -37,6 +43,7 @@ impl Default for AnalyzeConfig {
             flow: FlowConfig::default(),
             keys: KeyStore::default(),
             workers: 1,
+            split_min_bytes: SPLIT_FILE_BYTES,
         }
     }
 }
@@ -565,9 +572,14 @@ pub fn stream_path(
     hold: usize,
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
-    if config.workers > 1 && worth_splitting(path) {
-        return crate::parallel::stream_path_parallel(path, config, hold, emit);
-    }
+    // Two threads: one reads and frames the capture, this one analyses it, exactly as it
+    // does alone. More: the capture is also split by connection across workers.
+    let ahead = match config.workers {
+        0 | 1 => ReadAhead::Off,
+        _ if !worth_splitting(path, config.split_min_bytes) => ReadAhead::Off,
+        2 => ReadAhead::Frames,
+        _ => return crate::parallel::stream_path_parallel(path, config, hold, emit),
+    };
     let pending: std::cell::RefCell<Vec<Diagnosed>> = std::cell::RefCell::new(Vec::new());
     let mut analyzer = Analyzer::new(config.clone(), |d| pending.borrow_mut().push(d));
     let mut holder = Holder::new(hold, emit);
@@ -577,11 +589,12 @@ pub fn stream_path(
         holder: &mut holder,
         frames: 0,
     };
-    let (capture, error) =
-        match capture::open_input(path).and_then(|src| capture::read_capture(src, &mut sink)) {
-            Ok(summary) => (Some(summary), None),
-            Err(e) => (None, Some(e)),
-        };
+    let (capture, error) = match capture::open_input(path)
+        .and_then(|src| capture::read_capture_with(src, &mut sink, ReadOptions::ahead(ahead)))
+    {
+        Ok(summary) => (Some(summary), None),
+        Err(e) => (None, Some(e)),
+    };
     analyzer.finish();
     let stats = analyzer.stats.clone();
     let udp = std::mem::take(&mut analyzer.udp_done);
@@ -601,12 +614,13 @@ pub fn stream_path(
     }
 }
 
-/// Files at least this big (and stdin) are split across workers when more than one is
+/// Files at least this big (and stdin) are split across threads when more than one is
 /// allowed; smaller ones are not worth the threads.
 pub const SPLIT_FILE_BYTES: u64 = 32 << 20;
 
-fn worth_splitting(path: &str) -> bool {
-    path == "-" || std::fs::metadata(path).is_ok_and(|m| m.len() >= SPLIT_FILE_BYTES)
+/// Whether `path` is stdin or a file of at least `min_bytes`.
+fn worth_splitting(path: &str, min_bytes: u64) -> bool {
+    path == "-" || std::fs::metadata(path).is_ok_and(|m| m.len() >= min_bytes)
 }
 
 /// Feeds frames to the analyzer and moves finished results into the holder.

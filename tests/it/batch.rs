@@ -205,7 +205,8 @@ fn one_capture_split_across_threads_gives_the_same_verdicts() {
     for f in files {
         let (mut one, mut split) = (Vec::new(), Vec::new());
         write_jsonl(&mut one, &analyze_path(&f, &config), opts).unwrap();
-        write_jsonl(&mut split, &analyze_path_parallel(&f, &config, 3), opts).unwrap();
+        // Four threads: a reader ahead, the dispatcher and two workers.
+        write_jsonl(&mut split, &analyze_path_parallel(&f, &config, 4), opts).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&split),
             String::from_utf8_lossy(&one),
@@ -257,7 +258,7 @@ fn a_split_capture_gives_the_same_output_as_one_thread_collected_and_streamed() 
     let mut sorted_want = want.clone();
     sorted_want.sort();
     assert!(sorted == sorted_want, "streaming lost or changed results");
-    for workers in [2, 3] {
+    for workers in [2, 3, 4] {
         // Collected: the same results in the same order.
         let split = rdpdiag::parallel::analyze_path_parallel(&path, &base, workers);
         let lines: Vec<String> = split.connections.iter().map(line).collect();

@@ -1,13 +1,15 @@
-//! The capture reader on real captures: read in buffers of any length, on the parsing thread
-//! or on a read-ahead thread, every capture (of testdata, its fuzz regressions and the public
-//! corpus) gives the same frames, secrets, summary and error, whole and truncated.
+//! The capture reader on real captures: read in buffers of any length, on the calling thread
+//! or ahead on another (reading, or reading and framing), every capture (of testdata, its fuzz
+//! regressions and the public corpus) gives the same frames, secrets, summary and error, whole
+//! and truncated; and one large capture analysed by one, two, three or four threads gives the
+//! same output.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rdpdiag::capture::{
     input_from_bytes, open_input, read_capture_chunks_with, ChunkSink, FrameSlot, InputSource,
-    ReadOptions, CHUNK_LEN,
+    ReadAhead, ReadOptions, CHUNK_LEN,
 };
 
 /// Everything a read showed, in order, and how it ended (summary or error) as text.
@@ -42,11 +44,8 @@ fn read(src: Result<InputSource, rdpdiag::capture::CaptureError>, opts: ReadOpti
     seen
 }
 
-fn opts(chunk_len: usize, read_ahead: bool) -> ReadOptions {
-    ReadOptions {
-        chunk_len,
-        read_ahead,
-    }
+fn opts(chunk_len: usize, ahead: ReadAhead) -> ReadOptions {
+    ReadOptions { chunk_len, ahead }
 }
 
 /// testdata's captures and fuzz regressions, and the corpus's captures when it is at hand.
@@ -68,7 +67,7 @@ fn captures() -> Vec<PathBuf> {
 }
 
 #[test]
-fn every_capture_reads_the_same_in_any_buffers_and_read_ahead() {
+fn every_capture_reads_the_same_in_any_buffers_and_ahead() {
     let files = captures();
     assert!(files.len() > 50, "{}", files.len());
     let mut frames = 0;
@@ -79,11 +78,12 @@ fn every_capture_reads_the_same_in_any_buffers_and_read_ahead() {
         frames += want.events.len();
         let tiny = if want.events.len() < 5000 { 7 } else { 61 };
         for o in [
-            opts(CHUNK_LEN, true),
-            opts(tiny, false),
-            opts(100, true),
-            opts(1500, false),
-            opts(4096, true),
+            opts(CHUNK_LEN, ReadAhead::Bytes),
+            opts(CHUNK_LEN, ReadAhead::Frames),
+            opts(tiny, ReadAhead::Off),
+            opts(100, ReadAhead::Bytes),
+            opts(1500, ReadAhead::Off),
+            opts(4096, ReadAhead::Frames),
         ] {
             let got = read(open_input(&path), o);
             assert!(got.outcome == want.outcome, "{path} {o:?}: {}", got.outcome);
@@ -94,7 +94,7 @@ fn every_capture_reads_the_same_in_any_buffers_and_read_ahead() {
 }
 
 #[test]
-fn truncated_captures_read_the_same_in_any_buffers_and_read_ahead() {
+fn truncated_captures_read_the_same_in_any_buffers_and_ahead() {
     use std::io::Write;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for f in super::captures_under(&root.join("testdata")) {
@@ -112,7 +112,13 @@ fn truncated_captures_read_the_same_in_any_buffers_and_read_ahead() {
                 let cut_bytes = &input[..cut];
                 let src = || input_from_bytes("cut", cut_bytes.to_vec());
                 let want = read(src(), ReadOptions::default());
-                for o in [opts(CHUNK_LEN, true), opts(13, false), opts(200, true)] {
+                for o in [
+                    opts(CHUNK_LEN, ReadAhead::Bytes),
+                    opts(CHUNK_LEN, ReadAhead::Frames),
+                    opts(13, ReadAhead::Off),
+                    opts(200, ReadAhead::Bytes),
+                    opts(200, ReadAhead::Frames),
+                ] {
                     let got = read(src(), o);
                     assert!(
                         got == want,
@@ -124,4 +130,136 @@ fn truncated_captures_read_the_same_in_any_buffers_and_read_ahead() {
             }
         }
     }
+}
+
+#[path = "../../benches/gen_capture.rs"]
+#[allow(dead_code, clippy::all)]
+mod gen;
+
+/// A generated capture of many concurrent connections (the benchmark's generator), so that
+/// results finish all along it (closed connections leave the table 50 ms after their last
+/// packet) and span many chunks.
+fn generated(mb: u64, seed: u64) -> (String, rdpdiag::pipeline::AnalyzeConfig) {
+    use rdpdiag::pipeline::AnalyzeConfig;
+    let path = std::env::temp_dir().join(format!(
+        "rdpdiag-threads-{}-{mb}-{seed}.pcap",
+        std::process::id()
+    ));
+    gen::generate(&path, mb, seed).unwrap();
+    let config = AnalyzeConfig {
+        flow: rdpdiag::flow::FlowConfig {
+            closed_linger_ns: 50_000_000,
+            ..Default::default()
+        },
+        // Split however small the file: this is what -j N does with a file of 32 MiB or more.
+        split_min_bytes: 0,
+        ..AnalyzeConfig::default()
+    };
+    (path.to_string_lossy().into_owned(), config)
+}
+
+#[test]
+fn one_capture_by_one_to_four_threads_gives_the_same_output_collected_and_streamed() {
+    use rdpdiag::pipeline::{analyze_path, stream_path, AnalyzeConfig, Finished};
+    use rdpdiag::report::{write_jsonl, ConnectionReport, ReportOptions};
+    let (path, base) = generated(12, 11);
+    let opts = ReportOptions {
+        redact: false,
+        timeline: true,
+    };
+    let collected = |config: &AnalyzeConfig| {
+        let a = analyze_path(&path, config);
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &a, opts).unwrap();
+        (
+            String::from_utf8(out).unwrap(),
+            a.stats,
+            a.capture.map(|c| format!("{c:?}")),
+        )
+    };
+    // Held one result at a time: released early, at checkpoints.
+    let streamed = |config: &AnalyzeConfig| {
+        let mut lines = Vec::new();
+        let mut keep = |item: Finished| {
+            let line = match item {
+                Finished::Tcp(d) => ConnectionReport::new("x", &d, opts),
+                Finished::Udp(_) => return Ok(()),
+            };
+            lines.push(serde_json::to_string(&line).unwrap());
+            Ok(())
+        };
+        let run = stream_path(&path, config, 1, &mut keep);
+        assert!(run.released_early);
+        lines
+    };
+    let (want, stats, capture) = collected(&base);
+    let want_streamed = streamed(&base);
+    assert!(want.lines().count() > 100, "{}", want.lines().count());
+    for workers in [2, 3, 4] {
+        let config = AnalyzeConfig {
+            workers,
+            ..base.clone()
+        };
+        let (got, got_stats, got_capture) = collected(&config);
+        assert!(got == want, "{workers} threads: collected output differs");
+        assert_eq!(got_capture, capture, "{workers} threads");
+        assert_eq!(got_stats.frames, stats.frames);
+        assert_eq!(got_stats.decoded, stats.decoded);
+        assert_eq!(got_stats.tcp_connections, stats.tcp_connections);
+        assert_eq!(got_stats.last_ts, stats.last_ts);
+        assert!(
+            streamed(&config) == want_streamed,
+            "{workers} threads: streamed output differs"
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn stdin_by_one_to_three_threads_gives_the_same_output_and_errors() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let (path, _) = generated(3, 5);
+    let raw = std::fs::read(&path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let gz = gz.finish().unwrap();
+    let run = |jobs: &str, input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rdpdiag"))
+            .args(["analyze", "--format", "jsonl", "-j", jobs, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    // Whole, and cut inside the compressed stream (a read error some way in).
+    for (input, cut) in [(&gz[..], false), (&gz[..gz.len() * 2 / 3], true)] {
+        let one = run("1", input);
+        assert!(one.1.lines().count() > 20, "{}", one.1.lines().count());
+        assert_eq!(one.0, Some(i32::from(cut)), "{}", one.2);
+        assert_eq!(
+            one.2
+                .contains("-: truncated compressed stream or read at offset"),
+            cut,
+            "{}",
+            one.2
+        );
+        for jobs in ["2", "3"] {
+            assert!(run(jobs, input) == one, "-j {jobs} differs from -j 1");
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
