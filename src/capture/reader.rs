@@ -21,6 +21,10 @@
 //!   so, even when the stream ends before it would;
 //! - when reading fails (a corrupt compressed stream, an I/O error), every complete record read
 //!   before is delivered and the error is reported where the first incomplete one starts.
+//!
+//! One exception to "whatever the buffer length": where a corrupt (not merely truncated)
+//! compressed stream stops depends on the read sizes, as the decompressor drops what it
+//! decoded in the call that fails. The same buffer length read every way still agrees.
 
 use std::collections::VecDeque;
 use std::io::Read;
