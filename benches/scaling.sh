@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Speed-up of rdpdiag from one to two threads, on one large capture and on a batch of many
-# small ones (issue "Batch analysis", target >= 1.8x on 2 cores).
+# small ones (issue 7 "Speed", target >= 1.8x on 2 cores).
 #
-#   benches/scaling.sh [SIZE_MB] [FILES]      (default 2000 MB, 1000 files)
+#   benches/scaling.sh [SIZE_MB] [FILES]      (default 2000 MB, 1000 files; RUNS=5 for more)
 #
 # (a) builds release, (b) generates benches/data/bench-<SIZE>mb.pcap (seed 1) if missing and
 # cuts benches/data/bench-500mb.pcap into FILES pieces with editcap -c (like a dumpcap ring
-# buffer) under benches/data/ring-<FILES>/, (c) on a warm page cache, times each case three
-# times with -j 1 and -j 2 and keeps the fastest run of each:
+# buffer) under benches/data/ring-<FILES>/, (c) on a warm page cache, times each case RUNS
+# times (default 3) with -j 1 and -j 2, alternating them, and prints the fastest run of each
+# and the median:
 #   rdpdiag analyze -j N --format jsonl BIG_FILE
 #   rdpdiag analyze -j N --format jsonl benches/data/ring-<FILES>/
 # and checks that -j 1 and -j 2 print the same thing.
@@ -36,26 +37,30 @@ cat "$BIG" "$RING"/* >/dev/null
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-best() { # label, args...
-    local label=$1 t best=""
+RUNS=${RUNS:-3}
+run() { # label, args...: one timed run (seconds) appended to $OUT/label.times
+    local label=$1
     shift
-    for _ in 1 2 3; do
-        "$TIME" -f '%e' -o "$OUT/t" target/release/rdpdiag analyze "$@" --format jsonl >"$OUT/$label.out" 2>/dev/null || true
-        t=$(tail -n1 "$OUT/t")
-        if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN {exit !(a < b)}'; then best=$t; fi
-    done
-    echo "$best"
+    "$TIME" -f '%e' -o "$OUT/t" target/release/rdpdiag analyze "$@" --format jsonl >"$OUT/$label.out" 2>/dev/null || true
+    tail -n1 "$OUT/t" >>"$OUT/$label.times"
+}
+stat_of() { # file of times -> "best median"
+    sort -n "$1" | awk '{a[NR] = $1} END {print a[1], a[int((NR + 1) / 2)]}'
 }
 bytes_big=$(stat -c %s "$BIG")
 bytes_ring=$(du -cb "$RING" | tail -n1 | cut -f1)
-printf "%-28s %8s %8s %9s %9s %8s\n" case "j1 s" "j2 s" "j1 MB/s" "j2 MB/s" speed-up
+printf "%-28s %8s %8s %9s %9s %8s %17s\n" case "j1 s" "j2 s" "j1 MB/s" "j2 MB/s" speed-up "median j1/j2"
 for case in big ring; do
     if [ $case = big ]; then input=$BIG bytes=$bytes_big; name="1 file, $((bytes_big / 1000000)) MB"
     else input=$RING bytes=$bytes_ring; name="$(ls "$RING" | wc -l) files, $((bytes_ring / 1000000)) MB"; fi
-    t1=$(best ${case}1 -j 1 "$input")
-    t2=$(best ${case}2 -j 2 "$input")
+    for _ in $(seq "$RUNS"); do
+        run ${case}1 -j 1 "$input"
+        run ${case}2 -j 2 "$input"
+    done
+    read -r t1 m1 <<<"$(stat_of "$OUT/${case}1.times")"
+    read -r t2 m2 <<<"$(stat_of "$OUT/${case}2.times")"
     cmp -s "$OUT/${case}1.out" "$OUT/${case}2.out" || echo "scaling.sh: -j 1 and -j 2 differ on $input" >&2
-    awk -v n="$name" -v a="$t1" -v b="$t2" -v by="$bytes" 'BEGIN {
-        printf "%-28s %8.2f %8.2f %9.0f %9.0f %7.2fx\n", n, a, b, by / 1e6 / a, by / 1e6 / b, a / b }'
+    awk -v n="$name" -v a="$t1" -v b="$t2" -v by="$bytes" -v ma="$m1" -v mb="$m2" 'BEGIN {
+        printf "%-28s %8.2f %8.2f %9.0f %9.0f %7.2fx %5.2f/%.2f %.2fx\n", n, a, b, by / 1e6 / a, by / 1e6 / b, a / b, ma, mb, ma / mb }'
 done
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
