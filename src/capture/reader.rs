@@ -459,43 +459,15 @@ struct InlineFeed {
     free: Vec<Vec<u8>>,
 }
 
-/// Buffers a thread keeps between captures (at most this many): a batch thread reading many
-/// small files would otherwise allocate and clear a fresh 1 MiB buffer for each (a fifth of
-/// the instructions of a ring buffer of 0.5 MB files).
-const KEPT_PER_THREAD: usize = 2;
-
-thread_local! {
-    static KEPT: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl Feed for InlineFeed {
     fn next(&mut self) -> Fetched {
-        if self.filler.ended || self.filler.failed {
-            // Nothing more to read into: the spare buffers stay for the next capture.
-            return self.filler.next(None);
-        }
-        let spare = self
-            .free
-            .pop()
-            .or_else(|| KEPT.with(|k| k.try_borrow_mut().ok().and_then(|mut k| k.pop())));
+        let spare = self.free.pop();
         self.filler.next(spare)
     }
     fn give_back(&mut self, buf: Vec<u8>) {
         if self.free.len() < MAX_POOLED {
             self.free.push(buf);
         }
-    }
-}
-
-impl Drop for InlineFeed {
-    fn drop(&mut self) {
-        let free = std::mem::take(&mut self.free);
-        KEPT.with(|k| {
-            if let Ok(mut k) = k.try_borrow_mut() {
-                let room = KEPT_PER_THREAD.saturating_sub(k.len());
-                k.extend(free.into_iter().take(room));
-            }
-        });
     }
 }
 
