@@ -110,7 +110,9 @@ fn every_capture_reads_the_same_in_any_buffers_and_ahead() {
             }
         }
     }
-    assert!(frames > 10_000, "{frames}");
+    // testdata alone holds about 7,900 frames, the corpus adds far more.
+    let corpus = std::env::var_os("RDPDIAG_CORPUS").is_some();
+    assert!(frames > if corpus { 10_000 } else { 5_000 }, "{frames}");
 }
 
 #[test]
