@@ -1083,13 +1083,7 @@ mod tests {
 
     /// A classic pcap with `n` Ethernet frames of `len` bytes each.
     fn pcap(n: usize, len: usize) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        v.extend_from_slice(&2u16.to_le_bytes());
-        v.extend_from_slice(&4u16.to_le_bytes());
-        v.extend_from_slice(&[0; 8]);
-        v.extend_from_slice(&65535u32.to_le_bytes());
-        v.extend_from_slice(&1u32.to_le_bytes());
+        let mut v = super::equivalence_tests::pcap_head();
         for i in 0..n {
             v.extend_from_slice(&(i as u32).to_le_bytes());
             v.extend_from_slice(&0u32.to_le_bytes());

@@ -165,7 +165,7 @@ fn cuts(starts: &[usize], len: usize, stride: usize) -> Vec<usize> {
 }
 
 /// A classic pcap header (little-endian, microseconds, Ethernet).
-fn pcap_head() -> Vec<u8> {
+pub(super) fn pcap_head() -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     v.extend_from_slice(&2u16.to_le_bytes());
