@@ -1,25 +1,36 @@
-//! One large capture split across cores, by connection (three threads or more; with two,
-//! [`stream_path`] has one thread read and frame while the other analyses).
+//! One large capture split across cores, by connection.
 //!
-//! With `workers` >= 3 threads, one reads the capture (decompressing if need be) a few chunks
-//! ahead ([`capture::ReadAhead::Bytes`]), the calling thread frames the chunks and hands the
-//! frames to the `workers - 2` others (with two threads in all, when called directly: the
-//! calling thread reads too, and one worker analyses), dispatching every frame, when there
-//! are several workers, by a
-//! symmetric hash of its connection's endpoints ([`share_of`]), so both
-//! directions of a connection, and ICMP errors quoting it, meet in one worker. Chunks of the
-//! file are shared with the workers behind an `Arc` (frames are never copied); each worker
-//! runs its own [`Analyzer`] on its frames. The reader also replays the sweep clocks of a
-//! single analyzer (which frames expire idle or closed connections) in every worker, and
-//! tells each worker the capture's time span, so verdicts are those of a single-threaded run.
-//! Results are released at the same checkpoints (every [`RELEASE_CHECK_FRAMES`] frames) and by
-//! the same rule as in [`stream_path`]: each worker reports what finished before a checkpoint
-//! and the first frame of its connections still open, and the reader acts on a checkpoint
-//! once every worker has reported it, so the output is the same whatever the thread count.
+//! Every connection belongs to one of [`BUCKETS`] buckets (a symmetric hash of its endpoints,
+//! [`share_of_endpoints`], so both directions of a connection, and ICMP errors quoting it,
+//! fall in the same bucket), and every bucket to one analyser at a time. The calling thread
+//! frames the capture and dispatches each frame to its bucket's analyser; chunks of the file
+//! are shared with the workers behind an `Arc` (frames are never copied) and each analyser
+//! runs its own [`Analyzer`].
+//!
+//! With two threads the calling thread reads the capture itself and also analyses the
+//! buckets it keeps, on the bytes it has just read (still in its core's cache), while one
+//! worker analyses the others. Which side does more work depends on the machine (how costly
+//! the kernel's copy of the file is, how far the worker's bytes travel between cores), so
+//! the split adapts: when the worker falls behind (chunks queue up) the dispatcher takes a
+//! bucket back, when the worker waits it gets one more. A bucket moves only while its
+//! connections are all finished on the side it leaves (the worker tells which buckets hold
+//! open connections at every checkpoint), so a connection is analysed by one analyser from
+//! its first frame to its last. With three threads or more, one reads the capture a few
+//! chunks ahead ([`capture::ReadAhead::Bytes`]), the calling thread frames and dispatches,
+//! and `workers - 2` workers share the buckets evenly.
+//!
+//! The dispatcher replays the sweep clock of a single analyser (which frames expire idle or
+//! closed connections) in every analyser, and tells each the capture's time span, so
+//! verdicts are those of a single-threaded run. Results are released at the same checkpoints
+//! (every [`RELEASE_CHECK_FRAMES`] frames) and by the same rule as in [`stream_path`]: each
+//! analyser reports what finished before a checkpoint and the first frame of its connections
+//! still open, and the dispatcher acts on a checkpoint once every analyser has reported it,
+//! so the output is the same whatever the thread count and however the buckets moved.
 //!
 //! [`stream_path`]: crate::pipeline::stream_path
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -34,6 +45,18 @@ use crate::pipeline::{
 
 /// Chunks queued per worker before the reader waits (bounds memory: ~1 MiB each).
 const QUEUE_PER_WORKER: usize = 4;
+
+/// Buckets the connections are dealt out in (at most 64: a bucket set is a `u64` mask).
+pub const BUCKETS: u32 = 64;
+
+/// Buckets the dispatcher keeps at the start with two threads (it also reads and frames).
+const INLINE_START: usize = 16;
+
+/// Worker chunks queued at which the dispatcher takes a bucket back.
+const BEHIND: usize = 2;
+
+/// The owner of a bucket: a worker's index, or the dispatcher itself.
+const INLINE: u8 = u8::MAX;
 
 /// One unit of a worker's work, in capture order.
 #[derive(Debug, Clone, Copy)]
@@ -59,26 +82,98 @@ enum ToWorker {
     Secrets(u32, Vec<u8>),
 }
 
+/// A checkpoint reached by one analyser.
+struct Report {
+    /// The checkpoint (frames dispatched before it).
+    checkpoint: u64,
+    /// The results finished since the analyser's last checkpoint.
+    items: Vec<Finished>,
+    /// The first frame of the analyser's connections still open.
+    live: u64,
+    /// The buckets holding connections still open.
+    busy: u64,
+}
+
 /// From a worker to the reader.
 enum FromWorker {
-    /// A checkpoint reached: the results finished since the last one, and the first frame of
-    /// the worker's connections still open.
-    Progress {
-        checkpoint: u64,
-        items: Vec<Finished>,
-        live: u64,
-    },
+    /// A checkpoint reached.
+    Progress { worker: usize, report: Report },
     /// The worker finished: its last results and counters.
     Done {
-        worker: usize,
         items: Vec<Finished>,
         stats: AnalyzeStats,
     },
 }
 
-/// Analyses one capture with `config.workers` threads (a reader ahead from three on, the
-/// calling thread dispatching, and at least one worker), handing each result to `emit` in
-/// first-frame order; the same results as a single-threaded
+/// One analyser's state: its [`Analyzer`] and the results it has not reported yet.
+struct Share<'p> {
+    analyzer: Analyzer<Box<dyn FnMut(Diagnosed) + 'p>>,
+    pending: &'p RefCell<Vec<Diagnosed>>,
+}
+
+impl<'p> Share<'p> {
+    fn new(config: AnalyzeConfig, pending: &'p RefCell<Vec<Diagnosed>>) -> Self {
+        let on_done: Box<dyn FnMut(Diagnosed) + 'p> =
+            Box::new(move |d| pending.borrow_mut().push(d));
+        Share {
+            analyzer: Analyzer::new(config, on_done).externally_swept(),
+            pending,
+        }
+    }
+
+    /// The results finished since the last call.
+    fn take(&mut self) -> Vec<Finished> {
+        let mut items: Vec<Finished> = self
+            .pending
+            .borrow_mut()
+            .drain(..)
+            .map(|d| Finished::Tcp(Box::new(d)))
+            .collect();
+        items.extend(
+            self.analyzer
+                .udp_done
+                .drain(..)
+                .map(|u| Finished::Udp(Box::new(u))),
+        );
+        items
+    }
+
+    /// Runs this analyser's part of a chunk, handing each checkpoint's report to `report`.
+    fn run(
+        &mut self,
+        data: &[u8],
+        work: &[Work],
+        span: Option<(Timestamp, Timestamp)>,
+        report: &mut dyn FnMut(Report),
+    ) {
+        if let Some((a, b)) = span {
+            self.analyzer.note_time(a);
+            self.analyzer.note_time(b);
+        }
+        for w in work {
+            match w {
+                Work::Frame(slot) => self.analyzer.frame(&slot.frame(data)),
+                Work::Sweep(ts) => self.analyzer.sweep(*ts),
+                Work::Checkpoint(frame) => report(Report {
+                    checkpoint: *frame,
+                    live: self.analyzer.min_live_first().unwrap_or(u64::MAX),
+                    busy: self.analyzer.live_buckets(BUCKETS),
+                    items: self.take(),
+                }),
+            }
+        }
+    }
+
+    /// Finishes the open connections: the last results and the counters.
+    fn finish(mut self) -> (Vec<Finished>, AnalyzeStats) {
+        self.analyzer.finish();
+        let stats = self.analyzer.stats.clone();
+        (self.take(), stats)
+    }
+}
+
+/// Analyses one capture with `config.workers` threads (at least two), handing each result to
+/// `emit` in first-frame order; the same results as a single-threaded
 /// [`crate::pipeline::stream_path`].
 pub fn stream_path_parallel(
     path: &str,
@@ -87,12 +182,14 @@ pub fn stream_path_parallel(
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
     // `config.workers` threads in all: with three or more, one reads ahead, this one frames
-    // and dispatches, the rest analyse; with two, this one also reads.
+    // and dispatches, the rest analyse; with two, this one reads, dispatches and analyses
+    // the buckets it keeps.
     let read_ahead = config.workers >= 3;
     let n = config
         .workers
         .saturating_sub(1 + usize::from(read_ahead))
         .clamp(1, 64);
+    let inline = !read_ahead;
     let read = capture::ReadOptions::ahead(if read_ahead {
         capture::ReadAhead::Bytes
     } else {
@@ -101,26 +198,50 @@ pub fn stream_path_parallel(
     let mut worker_config = config.clone();
     worker_config.workers = 1;
     // The connection-table cap is shared out, so the memory bound stays the same.
-    worker_config.flow.max_connections = (config.flow.max_connections / n).max(1);
+    let analysers = n + usize::from(inline);
+    worker_config.flow.max_connections = (config.flow.max_connections / analysers).max(1);
     let (result_tx, result_rx) = mpsc::channel::<FromWorker>();
     let mut holder = Holder::new(hold, emit);
+    let inline_pending = RefCell::new(Vec::new());
     thread::scope(|s| {
         let mut senders = Vec::with_capacity(n);
+        let mut queued = Vec::with_capacity(n);
         for worker in 0..n {
             let (tx, rx) = mpsc::sync_channel::<ToWorker>(QUEUE_PER_WORKER);
             senders.push(tx);
+            let backlog = Arc::new(AtomicUsize::new(0));
+            queued.push(Arc::clone(&backlog));
             let cfg = worker_config.clone();
             let results = result_tx.clone();
-            s.spawn(move || run_worker(worker, cfg, rx, results));
+            s.spawn(move || run_worker(worker, cfg, rx, results, &backlog));
         }
         drop(result_tx);
+        let mut owner = [0u8; BUCKETS as usize];
+        for (b, o) in owner.iter_mut().enumerate() {
+            *o = if inline && b < INLINE_START {
+                INLINE
+            } else {
+                (b % n) as u8
+            };
+        }
         let mut dispatch = Dispatch {
             senders,
+            queued,
             per_worker: vec![Vec::new(); n],
+            inline: inline.then(|| Inline {
+                share: Share::new(worker_config.clone(), &inline_pending),
+                work: Vec::new(),
+            }),
+            owner,
+            last_sent: [0; BUCKETS as usize],
+            reported: vec![None; n],
+            moves: 0,
+            chunks: 0,
+            churn: config.split_churn,
             clock: SweepClock::default(),
             checkpoints: std::collections::VecDeque::new(),
             frames: 0,
-            workers: n,
+            analysers,
             results: &result_rx,
             holder: &mut holder,
         };
@@ -133,23 +254,23 @@ pub fn stream_path_parallel(
         // Closing the queues tells the workers to finish.
         dispatch.senders.clear();
         let mut stats = AnalyzeStats::default();
-        let mut done = 0;
         let mut last_items = Vec::new();
+        let mut first = true;
+        if let Some(inl) = dispatch.inline.take() {
+            let (items, st) = inl.share.finish();
+            last_items.extend(items);
+            merge_stats(&mut stats, &st, first);
+            first = false;
+        }
+        let mut done = 0;
         while done < n {
             let Ok(msg) = result_rx.recv() else { break };
             match msg {
-                FromWorker::Progress {
-                    checkpoint,
-                    items,
-                    live,
-                } => dispatch.progress(checkpoint, items, live),
-                FromWorker::Done {
-                    worker,
-                    items,
-                    stats: st,
-                } => {
+                FromWorker::Progress { worker, report } => dispatch.progress(worker, report),
+                FromWorker::Done { items, stats: st } => {
                     last_items.extend(items);
-                    merge_stats(&mut stats, &st, worker == 0);
+                    merge_stats(&mut stats, &st, first);
+                    first = false;
                     done += 1;
                 }
             }
@@ -163,11 +284,12 @@ pub fn stream_path_parallel(
             error,
             stats,
             released_early: dispatch.holder.released_early(),
+            rebalanced: dispatch.moves,
         }
     })
 }
 
-/// Adds a worker's counters; the time span is the capture's (every worker knows it).
+/// Adds an analyser's counters; the time span is the capture's (every analyser knows it).
 fn merge_stats(total: &mut AnalyzeStats, part: &AnalyzeStats, first: bool) {
     total.frames += part.frames;
     total.decoded += part.decoded;
@@ -179,23 +301,46 @@ fn merge_stats(total: &mut AnalyzeStats, part: &AnalyzeStats, first: bool) {
     }
 }
 
-/// The reader's side: splits chunks into the workers' parts.
-struct Dispatch<'h, 'e> {
+/// The dispatcher's own analyser (two threads) and its part of the current chunk.
+struct Inline<'p> {
+    share: Share<'p>,
+    work: Vec<Work>,
+}
+
+/// The reader's side: splits chunks into the analysers' parts.
+struct Dispatch<'h, 'e, 'p> {
     senders: Vec<SyncSender<ToWorker>>,
+    /// Chunks sent to each worker and not yet analysed.
+    queued: Vec<Arc<AtomicUsize>>,
     per_worker: Vec<Vec<Work>>,
+    /// The dispatcher's own analyser, with two threads.
+    inline: Option<Inline<'p>>,
+    /// Who analyses each bucket: a worker's index or [`INLINE`].
+    owner: [u8; BUCKETS as usize],
+    /// The number of the last frame of each bucket sent to a worker.
+    last_sent: [u64; BUCKETS as usize],
+    /// Each worker's latest checkpoint and the buckets it then held open connections in.
+    reported: Vec<Option<(u64, u64)>>,
+    /// Buckets moved between the dispatcher and the worker.
+    moves: u64,
+    /// Chunks dispatched.
+    chunks: u64,
+    /// Move buckets at every chunk ([`AnalyzeConfig::split_churn`]).
+    churn: bool,
     /// The sweep clock, ticked as a single analyzer's is.
     clock: SweepClock,
-    /// Checkpoints not yet reported by every worker, oldest first.
+    /// Checkpoints not yet reported by every analyser, oldest first.
     checkpoints: std::collections::VecDeque<Checkpoint>,
     /// Frames dispatched.
     frames: u64,
-    /// Number of workers (the senders are dropped before the last reports arrive).
-    workers: usize,
+    /// Number of analysers, the dispatcher's own included (the senders are dropped before
+    /// the last reports arrive).
+    analysers: usize,
     results: &'h Receiver<FromWorker>,
     holder: &'h mut Holder<'e>,
 }
 
-/// A release checkpoint as the workers report it.
+/// A release checkpoint as the analysers report it.
 struct Checkpoint {
     frame: u64,
     reported: usize,
@@ -203,15 +348,27 @@ struct Checkpoint {
     live: u64,
 }
 
-impl Dispatch<'_, '_> {
-    /// Takes in a worker's report of a checkpoint; once every worker has reported the oldest
-    /// checkpoint, releases as a single analyzer would have there.
-    fn progress(&mut self, checkpoint: u64, items: Vec<Finished>, live: u64) {
-        let at = match self.checkpoints.iter().position(|c| c.frame == checkpoint) {
+impl Dispatch<'_, '_, '_> {
+    /// Takes in a worker's report of a checkpoint.
+    fn progress(&mut self, worker: usize, report: Report) {
+        if let Some(r) = self.reported.get_mut(worker) {
+            *r = Some((report.checkpoint, report.busy));
+        }
+        self.checkpoint(report);
+    }
+
+    /// Takes in an analyser's report of a checkpoint; once every analyser has reported the
+    /// oldest checkpoint, releases as a single analyzer would have there.
+    fn checkpoint(&mut self, report: Report) {
+        let at = match self
+            .checkpoints
+            .iter()
+            .position(|c| c.frame == report.checkpoint)
+        {
             Some(i) => i,
             None => {
                 self.checkpoints.push_back(Checkpoint {
-                    frame: checkpoint,
+                    frame: report.checkpoint,
                     reported: 0,
                     items: Vec::new(),
                     live: u64::MAX,
@@ -221,14 +378,14 @@ impl Dispatch<'_, '_> {
         };
         if let Some(c) = self.checkpoints.get_mut(at) {
             c.reported += 1;
-            c.items.extend(items);
-            c.live = c.live.min(live);
+            c.items.extend(report.items);
+            c.live = c.live.min(report.live);
         }
-        let workers = self.workers;
+        let analysers = self.analysers;
         while self
             .checkpoints
             .front()
-            .is_some_and(|c| c.reported >= workers)
+            .is_some_and(|c| c.reported >= analysers)
         {
             let Some(c) = self.checkpoints.pop_front() else {
                 break;
@@ -243,70 +400,138 @@ impl Dispatch<'_, '_> {
     /// Takes in whatever reports the workers have sent so far.
     fn collect(&mut self) {
         while let Ok(msg) = self.results.try_recv() {
-            if let FromWorker::Progress {
-                checkpoint,
-                items,
-                live,
-            } = msg
-            {
-                self.progress(checkpoint, items, live);
+            if let FromWorker::Progress { worker, report } = msg {
+                self.progress(worker, report);
+            }
+        }
+    }
+
+    /// With two threads, moves one bucket towards the side that waits: to the dispatcher
+    /// when the worker had `behind` chunks queued or more, to the worker when it had none.
+    /// With `churn`, tries a move at every chunk, one way and the other in turn.
+    fn rebalance(&mut self, queued_before: usize) {
+        let Some(inl) = &self.inline else { return };
+        if self.senders.len() != 1 {
+            return;
+        }
+        self.chunks += 1;
+        let (take, give) = if self.churn {
+            (self.chunks % 2 == 0, self.chunks % 2 == 1)
+        } else {
+            (queued_before >= BEHIND, queued_before == 0)
+        };
+        if take {
+            // Only a bucket the worker held no open connection in at its latest checkpoint,
+            // and was sent no frame of since.
+            let Some((checkpoint, busy)) = self.reported.first().copied().flatten() else {
+                return;
+            };
+            let movable = (0..BUCKETS as usize).find(|&b| {
+                self.owner[b] == 0 && busy & (1u64 << b) == 0 && self.last_sent[b] <= checkpoint
+            });
+            if let Some(b) = movable {
+                self.owner[b] = INLINE;
+                self.moves += 1;
+            }
+        } else if give {
+            let busy = inl.share.analyzer.live_buckets(BUCKETS);
+            let movable = (0..BUCKETS as usize)
+                .rev()
+                .find(|&b| self.owner[b] == INLINE && busy & (1u64 << b) == 0);
+            if let Some(b) = movable {
+                self.owner[b] = 0;
+                self.moves += 1;
             }
         }
     }
 }
 
-impl ChunkSink for Dispatch<'_, '_> {
+impl ChunkSink for Dispatch<'_, '_, '_> {
+    #[allow(clippy::indexing_slicing)] // buckets are < BUCKETS by construction
     fn chunk(&mut self, chunk: &Arc<Vec<u8>>, frames: &[FrameSlot]) {
-        let n = self.workers.max(1) as u32;
         let mut span: Option<(Timestamp, Timestamp)> = None;
         for slot in frames {
             span = Some(span.map_or((slot.ts, slot.ts), |(a, b)| {
                 (a.min(slot.ts), b.max(slot.ts))
             }));
+            self.frames += 1;
             let frame = slot.frame(chunk);
-            // One worker takes everything; more share by connection: most frames by the
-            // endpoints at fixed offsets, the rest (ICMP errors quoting a connection, IPv6
-            // extension headers...) fully decoded.
-            let worker = if n == 1 {
-                0
-            } else {
-                match decode::tcp_udp_endpoints(frame.linktype, frame.data) {
-                    Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), n),
-                    None => decode::decode(frame.linktype, frame.data)
-                        .map_or(0, |pkt| share_of(&pkt, n)),
+            // Most frames by the endpoints at fixed offsets, the rest (ICMP errors quoting a
+            // connection, IPv6 extension headers...) fully decoded; undecodable ones count
+            // as frames wherever they go.
+            let bucket = match decode::tcp_udp_endpoints(frame.linktype, frame.data) {
+                Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), BUCKETS),
+                None => decode::decode(frame.linktype, frame.data)
+                    .map_or(0, |pkt| share_of(&pkt, BUCKETS)),
+            } as usize
+                % BUCKETS as usize;
+            let owner = self.owner[bucket];
+            match (owner, &mut self.inline) {
+                (INLINE, Some(inl)) => inl.work.push(Work::Frame(*slot)),
+                _ => {
+                    if let Some(w) = self.per_worker.get_mut(usize::from(owner)) {
+                        w.push(Work::Frame(*slot));
+                    }
+                    self.last_sent[bucket] = self.frames;
                 }
-            };
-            if let Some(w) = self.per_worker.get_mut(worker as usize) {
-                w.push(Work::Frame(*slot));
             }
             if self.clock.due(slot.ts) {
                 for w in &mut self.per_worker {
                     w.push(Work::Sweep(slot.ts));
                 }
+                if let Some(inl) = &mut self.inline {
+                    inl.work.push(Work::Sweep(slot.ts));
+                }
             }
-            self.frames += 1;
             if self.frames % RELEASE_CHECK_FRAMES == 0 {
                 for w in &mut self.per_worker {
                     w.push(Work::Checkpoint(self.frames));
                 }
+                if let Some(inl) = &mut self.inline {
+                    inl.work.push(Work::Checkpoint(self.frames));
+                }
             }
         }
-        for (tx, work) in self.senders.iter().zip(self.per_worker.iter_mut()) {
+        let queued_before = self.queued.first().map_or(0, |q| q.load(Ordering::Acquire));
+        for ((tx, work), queued) in self
+            .senders
+            .iter()
+            .zip(self.per_worker.iter_mut())
+            .zip(&self.queued)
+        {
             let work = std::mem::replace(work, Vec::with_capacity(work.capacity()));
             let msg = ToWorker::Chunk {
                 data: Arc::clone(chunk),
                 work,
                 span,
             };
+            queued.fetch_add(1, Ordering::AcqRel);
             // A worker that died has nothing more to say; the others go on.
-            let _ = tx.send(msg);
+            if tx.send(msg).is_err() {
+                queued.fetch_sub(1, Ordering::AcqRel);
+            }
         }
+        // The dispatcher's own part, on bytes still in this core's cache.
+        if let Some(inl) = &mut self.inline {
+            let work = std::mem::take(&mut inl.work);
+            let mut reports = Vec::new();
+            inl.share.run(chunk, &work, span, &mut |r| reports.push(r));
+            inl.work = work;
+            inl.work.clear();
+            for r in reports {
+                self.checkpoint(r);
+            }
+        }
+        self.rebalance(queued_before);
         self.collect();
     }
 
     fn secrets(&mut self, secrets_type: u32, data: &[u8]) {
         for tx in &self.senders {
             let _ = tx.send(ToWorker::Secrets(secrets_type, data.to_vec()));
+        }
+        if let Some(inl) = &mut self.inline {
+            inl.share.analyzer.secrets(secrets_type, data);
         }
     }
 }
@@ -317,57 +542,23 @@ fn run_worker(
     config: AnalyzeConfig,
     rx: Receiver<ToWorker>,
     results: mpsc::Sender<FromWorker>,
+    queued: &AtomicUsize,
 ) {
-    let pending: RefCell<Vec<Diagnosed>> = RefCell::new(Vec::new());
-    let mut analyzer = Analyzer::new(config, |d| pending.borrow_mut().push(d)).externally_swept();
-    let take = |analyzer: &mut Analyzer<_>| -> Vec<Finished> {
-        let mut items: Vec<Finished> = pending
-            .borrow_mut()
-            .drain(..)
-            .map(|d| Finished::Tcp(Box::new(d)))
-            .collect();
-        items.extend(
-            analyzer
-                .udp_done
-                .drain(..)
-                .map(|u| Finished::Udp(Box::new(u))),
-        );
-        items
-    };
+    let pending = RefCell::new(Vec::new());
+    let mut share = Share::new(config, &pending);
     for msg in rx {
         match msg {
             ToWorker::Chunk { data, work, span } => {
-                if let Some((a, b)) = span {
-                    analyzer.note_time(a);
-                    analyzer.note_time(b);
-                }
-                for w in &work {
-                    match w {
-                        Work::Frame(slot) => analyzer.frame(&slot.frame(&data)),
-                        Work::Sweep(ts) => analyzer.sweep(*ts),
-                        Work::Checkpoint(frame) => {
-                            let live = analyzer.min_live_first().unwrap_or(u64::MAX);
-                            let items = take(&mut analyzer);
-                            let _ = results.send(FromWorker::Progress {
-                                checkpoint: *frame,
-                                items,
-                                live,
-                            });
-                        }
-                    }
-                }
+                share.run(&data, &work, span, &mut |report| {
+                    let _ = results.send(FromWorker::Progress { worker, report });
+                });
+                queued.fetch_sub(1, Ordering::AcqRel);
             }
-            ToWorker::Secrets(t, d) => analyzer.secrets(t, &d),
+            ToWorker::Secrets(t, d) => share.analyzer.secrets(t, &d),
         }
     }
-    analyzer.finish();
-    let stats = analyzer.stats.clone();
-    let items = take(&mut analyzer);
-    let _ = results.send(FromWorker::Done {
-        worker,
-        items,
-        stats,
-    });
+    let (items, stats) = share.finish();
+    let _ = results.send(FromWorker::Done { items, stats });
 }
 
 /// Analyses one capture split across `workers` threads whatever its size, collecting the

@@ -34,6 +34,9 @@ pub struct AnalyzeConfig {
     /// Files smaller than this are read and analysed by one thread whatever `workers` says
     /// ([`SPLIT_FILE_BYTES`]; tests lower it).
     pub split_min_bytes: u64,
+    /// For tests of a split capture: move a bucket of connections between the two threads
+    /// at every chunk (whenever one can move) instead of only to balance their work.
+    pub split_churn: bool,
 }
 
 impl Default for AnalyzeConfig {
@@ -44,6 +47,7 @@ impl Default for AnalyzeConfig {
             keys: KeyStore::default(),
             workers: 1,
             split_min_bytes: SPLIT_FILE_BYTES,
+            split_churn: false,
         }
     }
 }
@@ -266,6 +270,18 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
             .min()
     }
 
+    /// The buckets (of `buckets`, at most 64, by [`share_of_endpoints`]) that hold a
+    /// connection or UDP transport still open: bit `b` set for bucket `b`.
+    pub fn live_buckets(&self, buckets: u32) -> u64 {
+        let bucket = |(a, b): (SocketAddr, SocketAddr)| {
+            share_of_endpoints((a.ip(), a.port()), (b.ip(), b.port()), buckets.clamp(1, 64))
+        };
+        self.table
+            .endpoints()
+            .chain(self.udp.endpoints())
+            .fold(0u64, |mask, e| mask | (1u64 << bucket(e)))
+    }
+
     /// Finishes every open connection (end of the capture).
     pub fn finish(&mut self) {
         {
@@ -465,6 +481,9 @@ pub struct StreamRun {
     pub stats: AnalyzeStats,
     /// Whether results were released before the end because more than `hold` were held.
     pub released_early: bool,
+    /// Buckets of connections moved between the two threads of a split capture to balance
+    /// their work ([`crate::parallel`]); 0 for one thread.
+    pub rebalanced: u64,
 }
 
 /// Frames between checks of what can be released.
@@ -572,14 +591,11 @@ pub fn stream_path(
     hold: usize,
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
-    // Two threads: one reads and frames the capture, this one analyses it, exactly as it
-    // does alone. More: the capture is also split by connection across workers.
-    let ahead = match config.workers {
-        0 | 1 => ReadAhead::Off,
-        _ if !worth_splitting(path, config.split_min_bytes) => ReadAhead::Off,
-        2 => ReadAhead::Frames,
-        _ => return crate::parallel::stream_path_parallel(path, config, hold, emit),
-    };
+    // Two threads or more: the capture is split by connection ([`crate::parallel`]).
+    if config.workers >= 2 && worth_splitting(path, config.split_min_bytes) {
+        return crate::parallel::stream_path_parallel(path, config, hold, emit);
+    }
+    let ahead = ReadAhead::Off;
     let pending: std::cell::RefCell<Vec<Diagnosed>> = std::cell::RefCell::new(Vec::new());
     let mut analyzer = Analyzer::new(config.clone(), |d| pending.borrow_mut().push(d));
     let mut holder = Holder::new(hold, emit);
@@ -611,6 +627,7 @@ pub fn stream_path(
         error,
         stats,
         released_early: holder.released_early(),
+        rebalanced: 0,
     }
 }
 

@@ -490,6 +490,11 @@ impl<O: ConnectionObserver> FlowTable<O> {
         self.conns.values().map(|c| c.meta.first.number).min()
     }
 
+    /// The endpoints of every live connection, in no particular order.
+    pub fn endpoints(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr)> + '_ {
+        self.conns.keys().copied()
+    }
+
     /// Finishes every connection at the end of the capture, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
         let mut all: Vec<Box<Conn<O>>> = self.conns.drain().map(|(_, c)| c).collect();

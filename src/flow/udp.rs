@@ -146,6 +146,11 @@ impl<O: DatagramObserver> UdpTable<O> {
         self.flows.values().map(|f| f.meta.first.number).min()
     }
 
+    /// The endpoints of every live flow, in no particular order.
+    pub fn endpoints(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr)> + '_ {
+        self.flows.keys().copied()
+    }
+
     /// Finishes every flow, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedUdp<O>)) {
         let mut all: Vec<Flow<O>> = self.flows.drain().map(|(_, f)| f).collect();

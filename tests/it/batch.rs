@@ -205,13 +205,26 @@ fn one_capture_split_across_threads_gives_the_same_verdicts() {
     for f in files {
         let (mut one, mut split) = (Vec::new(), Vec::new());
         write_jsonl(&mut one, &analyze_path(&f, &config), opts).unwrap();
-        // Four threads: a reader ahead, the dispatcher and two workers.
-        write_jsonl(&mut split, &analyze_path_parallel(&f, &config, 4), opts).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&split),
-            String::from_utf8_lossy(&one),
-            "{f}"
-        );
+        // Four threads: a reader ahead, the dispatcher and two workers; two threads: the
+        // dispatcher analysing some connections itself, with buckets moved at every chunk.
+        let churn = AnalyzeConfig {
+            split_churn: true,
+            ..config.clone()
+        };
+        for (workers, config) in [(4, &config), (2, &churn)] {
+            split.clear();
+            write_jsonl(
+                &mut split,
+                &analyze_path_parallel(&f, config, workers),
+                opts,
+            )
+            .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&split),
+                String::from_utf8_lossy(&one),
+                "{f}, {workers} threads"
+            );
+        }
     }
 }
 
@@ -258,7 +271,13 @@ fn a_split_capture_gives_the_same_output_as_one_thread_collected_and_streamed() 
     let mut sorted_want = want.clone();
     sorted_want.sort();
     assert!(sorted == sorted_want, "streaming lost or changed results");
-    for workers in [2, 3, 4] {
+    // Two threads: the dispatcher analyses some connections itself; with churn, buckets of
+    // connections move between the threads at every chunk (whenever one can).
+    for (workers, churn) in [(2, false), (2, true), (3, false), (4, false)] {
+        let base = AnalyzeConfig {
+            split_churn: churn,
+            ..base.clone()
+        };
         // Collected: the same results in the same order.
         let split = rdpdiag::parallel::analyze_path_parallel(&path, &base, workers);
         let lines: Vec<String> = split.connections.iter().map(line).collect();
@@ -282,6 +301,9 @@ fn a_split_capture_gives_the_same_output_as_one_thread_collected_and_streamed() 
         };
         let run = stream_path_parallel(&path, &config, 1, &mut keep);
         assert!(run.released_early, "results were all held to the end");
+        if churn {
+            assert!(run.rebalanced >= 4, "{} buckets moved", run.rebalanced);
+        }
         if got != one_thread_streamed {
             let first = |l: &String| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
