@@ -6,7 +6,8 @@
 #
 # (a) builds release, (b) generates benches/data/bench-<SIZE>mb.pcap (seed 1) if missing and
 # cuts benches/data/bench-500mb.pcap into FILES pieces with editcap -c (like a dumpcap ring
-# buffer) under benches/data/ring-<FILES>/, (c) on a warm page cache, times each case RUNS
+# buffer) under benches/data/ring-<FILES>/, (c) with every file's cached pages dropped and
+# read back (CACHE=as-is keeps them as they are), times each case RUNS
 # times (default 3) with -j 1 and -j 2, alternating them, and prints the fastest run of each
 # and the median:
 #   rdpdiag analyze -j N --format jsonl BIG_FILE
@@ -20,8 +21,6 @@ FILES=${2:-1000}
 BIG=benches/data/bench-${MB}mb.pcap
 SRC=benches/data/bench-500mb.pcap
 RING=benches/data/ring-${FILES}
-TIME=/usr/bin/time
-[ -x "$TIME" ] || apt-get install -y time >/dev/null
 command -v editcap >/dev/null || { echo "scaling.sh: editcap (wireshark-common) not found" >&2; exit 1; }
 
 cargo build --release --bin rdpdiag --example gen_capture >&2
@@ -33,22 +32,31 @@ if [ ! -d "$RING" ]; then
     mkdir -p "$RING"
     editcap -c $(( (frames + FILES - 1) / FILES )) "$SRC" "$RING/ring.pcap"
 fi
-cat "$BIG" "$RING"/* >/dev/null
+# Cached pages dropped and read back (the state of files read from disk once; see
+# compare.sh), unless CACHE=as-is.
+for f in "$BIG" "$RING"/*; do
+    [ "${CACHE:-reread}" = as-is ] || dd if="$f" iflag=nocache count=0 status=none
+    cat "$f" >/dev/null
+done
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 RUNS=${RUNS:-3}
-run() { # label, args...: one timed run (seconds) appended to $OUT/label.times
+run() { # label, args...: one timed run (seconds, to the millisecond) appended to $OUT/label.times
     local label=$1
     shift
-    "$TIME" -f '%e' -o "$OUT/t" target/release/rdpdiag analyze "$@" --format jsonl >"$OUT/$label.out" 2>/dev/null || true
-    tail -n1 "$OUT/t" >>"$OUT/$label.times"
+    local start end
+    start=$(date +%s%N)
+    target/release/rdpdiag analyze "$@" --format jsonl >"$OUT/$label.out" 2>/dev/null || true
+    end=$(date +%s%N)
+    awk -v ns=$((end - start)) 'BEGIN {printf "%.3f\n", ns / 1e9}' >>"$OUT/$label.times"
 }
 stat_of() { # file of times -> "best median"
     sort -n "$1" | awk '{a[NR] = $1} END {print a[1], a[int((NR + 1) / 2)]}'
 }
 bytes_big=$(stat -c %s "$BIG")
 bytes_ring=$(du -cb "$RING" | tail -n1 | cut -f1)
+echo "page cache: ${CACHE:-reread}; $RUNS runs each"
 printf "%-28s %8s %8s %9s %9s %8s %17s\n" case "j1 s" "j2 s" "j1 MB/s" "j2 MB/s" speed-up "median j1/j2"
 for case in big ring; do
     if [ $case = big ]; then input=$BIG bytes=$bytes_big; name="1 file, $((bytes_big / 1000000)) MB"
@@ -61,6 +69,6 @@ for case in big ring; do
     read -r t2 m2 <<<"$(stat_of "$OUT/${case}2.times")"
     cmp -s "$OUT/${case}1.out" "$OUT/${case}2.out" || echo "scaling.sh: -j 1 and -j 2 differ on $input" >&2
     awk -v n="$name" -v a="$t1" -v b="$t2" -v by="$bytes" -v ma="$m1" -v mb="$m2" 'BEGIN {
-        printf "%-28s %8.2f %8.2f %9.0f %9.0f %7.2fx %5.2f/%.2f %.2fx\n", n, a, b, by / 1e6 / a, by / 1e6 / b, a / b, ma, mb, ma / mb }'
+        printf "%-28s %8.3f %8.3f %9.0f %9.0f %7.2fx %5.3f/%.3f %.2fx\n", n, a, b, by / 1e6 / a, by / 1e6 / b, a / b, ma, mb, ma / mb }'
 done
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
