@@ -128,8 +128,9 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "FILE")]
     pub files_from: Option<String>,
     /// Threads (default: all cores): files analysed in parallel; one large capture (32 MiB or
-    /// more, or stdin) given alone: with 2, one thread reads and frames it while the other
-    /// analyses; with N >= 3, one reads, one frames and dispatches, N-2 analyse by connection.
+    /// more, or stdin) given alone is split by connection: with 2, one thread reads it and
+    /// analyses a share that adapts to keep the other busy; with N >= 3, one reads, one
+    /// frames and dispatches, N-2 analyse.
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// After the connections, print a summary: failures by cause, server, client, hour, file,
