@@ -46,17 +46,43 @@ use crate::pipeline::{
 /// Chunks queued per worker before the reader waits (bounds memory: ~1 MiB each).
 const QUEUE_PER_WORKER: usize = 4;
 
-/// Buckets the connections are dealt out in (at most 64: a bucket set is a `u64` mask).
-pub const BUCKETS: u32 = 64;
+/// Buckets the connections are dealt out in: enough that most hold no open connection at
+/// any moment (hundreds are open at once, and closed ones linger), so that buckets can move.
+pub const BUCKETS: u32 = 1024;
+
+/// Words of a bucket set (a bit a bucket).
+const SET_WORDS: usize = BUCKETS as usize / 64;
+
+/// A set of buckets.
+type BucketSet = [u64; SET_WORDS];
+
+fn in_set(set: &BucketSet, b: usize) -> bool {
+    set.get(b / 64).is_some_and(|w| w & (1u64 << (b % 64)) != 0)
+}
 
 /// Buckets the dispatcher keeps at the start with two threads (it also reads and frames).
-const INLINE_START: usize = 16;
+const INLINE_START: usize = BUCKETS as usize / 4;
+
+/// Buckets moved at most per chunk (the split converges in a few dozen chunks).
+const MOVES_PER_CHUNK: usize = 8;
 
 /// Worker chunks queued at which the dispatcher takes a bucket back.
-const BEHIND: usize = 2;
+const BEHIND: usize = 3;
 
 /// The owner of a bucket: a worker's index, or the dispatcher itself.
 const INLINE: u8 = u8::MAX;
+
+/// Set in the environment, a split capture ends with one line on stderr about how it was
+/// shared: buckets moved and kept, the worker's queue as the dispatcher saw it, and each
+/// thread's CPU time where Linux tells it (for benchmarks; `benches/README.md`).
+pub const SPLIT_STATS_ENV: &str = "RDPDIAG_SPLIT_STATS";
+
+/// This thread's CPU time so far in milliseconds (Linux `/proc/thread-self/schedstat`).
+fn thread_cpu_ms() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e6)
+}
 
 /// One unit of a worker's work, in capture order.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +117,7 @@ struct Report {
     /// The first frame of the analyser's connections still open.
     live: u64,
     /// The buckets holding connections still open.
-    busy: u64,
+    busy: Box<BucketSet>,
 }
 
 /// From a worker to the reader.
@@ -102,6 +128,9 @@ enum FromWorker {
     Done {
         items: Vec<Finished>,
         stats: AnalyzeStats,
+        /// Its CPU time (ms) and time spent waiting for work, where known.
+        cpu_ms: Option<f64>,
+        idle_ms: f64,
     },
 }
 
@@ -154,12 +183,16 @@ impl<'p> Share<'p> {
             match w {
                 Work::Frame(slot) => self.analyzer.frame(&slot.frame(data)),
                 Work::Sweep(ts) => self.analyzer.sweep(*ts),
-                Work::Checkpoint(frame) => report(Report {
-                    checkpoint: *frame,
-                    live: self.analyzer.min_live_first().unwrap_or(u64::MAX),
-                    busy: self.analyzer.live_buckets(BUCKETS),
-                    items: self.take(),
-                }),
+                Work::Checkpoint(frame) => {
+                    let mut busy = Box::new([0; SET_WORDS]);
+                    self.analyzer.live_buckets(BUCKETS, &mut busy[..]);
+                    report(Report {
+                        checkpoint: *frame,
+                        live: self.analyzer.min_live_first().unwrap_or(u64::MAX),
+                        busy,
+                        items: self.take(),
+                    });
+                }
             }
         }
     }
@@ -216,7 +249,7 @@ pub fn stream_path_parallel(
             s.spawn(move || run_worker(worker, cfg, rx, results, &backlog));
         }
         drop(result_tx);
-        let mut owner = [0u8; BUCKETS as usize];
+        let mut owner = vec![0u8; BUCKETS as usize];
         for (b, o) in owner.iter_mut().enumerate() {
             *o = if inline && b < INLINE_START {
                 INLINE
@@ -233,10 +266,11 @@ pub fn stream_path_parallel(
                 work: Vec::new(),
             }),
             owner,
-            last_sent: [0; BUCKETS as usize],
+            last_sent: vec![0; BUCKETS as usize],
             reported: vec![None; n],
             moves: 0,
             chunks: 0,
+            queue_seen: [0; 4],
             churn: config.split_churn,
             clock: SweepClock::default(),
             checkpoints: std::collections::VecDeque::new(),
@@ -263,11 +297,18 @@ pub fn stream_path_parallel(
             first = false;
         }
         let mut done = 0;
+        let mut workers_cpu = Vec::new();
         while done < n {
             let Ok(msg) = result_rx.recv() else { break };
             match msg {
                 FromWorker::Progress { worker, report } => dispatch.progress(worker, report),
-                FromWorker::Done { items, stats: st } => {
+                FromWorker::Done {
+                    items,
+                    stats: st,
+                    cpu_ms,
+                    idle_ms,
+                } => {
+                    workers_cpu.push((cpu_ms, idle_ms));
                     last_items.extend(items);
                     merge_stats(&mut stats, &st, first);
                     first = false;
@@ -279,6 +320,23 @@ pub fn stream_path_parallel(
             dispatch.holder.insert(item);
         }
         dispatch.holder.release_below(u64::MAX);
+        if std::env::var_os(SPLIT_STATS_ENV).is_some() {
+            let kept = dispatch.owner.iter().filter(|&&o| o == INLINE).count();
+            let ms = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.0}"));
+            let workers: Vec<String> = workers_cpu
+                .iter()
+                .map(|(cpu, idle)| format!("{} ms CPU, {idle:.0} ms waiting", ms(*cpu)))
+                .collect();
+            eprintln!(
+                "rdpdiag: split: {} bucket moves, the reading thread kept {kept} of {BUCKETS}; \
+                 worker queue at each chunk (0, 1, 2, 3+ chunks): {:?}; reading thread {} ms \
+                 CPU; workers: {}",
+                dispatch.moves,
+                dispatch.queue_seen,
+                ms(thread_cpu_ms()),
+                workers.join(", ")
+            );
+        }
         StreamRun {
             capture,
             error,
@@ -316,15 +374,17 @@ struct Dispatch<'h, 'e, 'p> {
     /// The dispatcher's own analyser, with two threads.
     inline: Option<Inline<'p>>,
     /// Who analyses each bucket: a worker's index or [`INLINE`].
-    owner: [u8; BUCKETS as usize],
+    owner: Vec<u8>,
     /// The number of the last frame of each bucket sent to a worker.
-    last_sent: [u64; BUCKETS as usize],
+    last_sent: Vec<u64>,
     /// Each worker's latest checkpoint and the buckets it then held open connections in.
-    reported: Vec<Option<(u64, u64)>>,
+    reported: Vec<Option<(u64, Box<BucketSet>)>>,
     /// Buckets moved between the dispatcher and the worker.
     moves: u64,
     /// Chunks dispatched.
     chunks: u64,
+    /// How often the worker had 0, 1, 2, 3 or more chunks queued when a chunk was ready.
+    queue_seen: [u64; 4],
     /// Move buckets at every chunk ([`AnalyzeConfig::split_churn`]).
     churn: bool,
     /// The sweep clock, ticked as a single analyzer's is.
@@ -352,7 +412,7 @@ impl Dispatch<'_, '_, '_> {
     /// Takes in a worker's report of a checkpoint.
     fn progress(&mut self, worker: usize, report: Report) {
         if let Some(r) = self.reported.get_mut(worker) {
-            *r = Some((report.checkpoint, report.busy));
+            *r = Some((report.checkpoint, report.busy.clone()));
         }
         self.checkpoint(report);
     }
@@ -406,43 +466,58 @@ impl Dispatch<'_, '_, '_> {
         }
     }
 
-    /// With two threads, moves one bucket towards the side that waits: to the dispatcher
-    /// when the worker had `behind` chunks queued or more, to the worker when it had none.
-    /// With `churn`, tries a move at every chunk, one way and the other in turn.
+    /// With two threads, moves up to [`MOVES_PER_CHUNK`] buckets towards the side that
+    /// waits: to the dispatcher when the worker had [`BEHIND`] chunks queued or more, to the
+    /// worker when it had none. With `churn`, tries at every chunk, one way and the other in
+    /// turn.
     fn rebalance(&mut self, queued_before: usize) {
         let Some(inl) = &self.inline else { return };
         if self.senders.len() != 1 {
             return;
         }
         self.chunks += 1;
+        if let Some(q) = self.queue_seen.get_mut(queued_before.min(3)) {
+            *q += 1;
+        }
         let (take, give) = if self.churn {
             (self.chunks % 2 == 0, self.chunks % 2 == 1)
         } else {
             (queued_before >= BEHIND, queued_before == 0)
         };
-        if take {
-            // Only a bucket the worker held no open connection in at its latest checkpoint,
+        let (from, to, busy, since) = if take {
+            // Only buckets the worker held no open connection in at its latest checkpoint,
             // and was sent no frame of since.
-            let Some((checkpoint, busy)) = self.reported.first().copied().flatten() else {
+            let Some((checkpoint, busy)) = self.reported.first().and_then(Option::as_ref) else {
                 return;
             };
-            let movable = (0..BUCKETS as usize).find(|&b| {
-                self.owner[b] == 0 && busy & (1u64 << b) == 0 && self.last_sent[b] <= checkpoint
-            });
-            if let Some(b) = movable {
-                self.owner[b] = INLINE;
-                self.moves += 1;
-            }
+            (0, INLINE, **busy, Some(*checkpoint))
         } else if give {
-            let busy = inl.share.analyzer.live_buckets(BUCKETS);
-            let movable = (0..BUCKETS as usize)
-                .rev()
-                .find(|&b| self.owner[b] == INLINE && busy & (1u64 << b) == 0);
-            if let Some(b) = movable {
-                self.owner[b] = 0;
-                self.moves += 1;
+            let mut busy = [0; SET_WORDS];
+            inl.share.analyzer.live_buckets(BUCKETS, &mut busy);
+            (INLINE, 0, busy, None)
+        } else {
+            return;
+        };
+        // Churning moves every bucket it can, to put the move conditions to the test.
+        let most = if self.churn {
+            usize::MAX
+        } else {
+            MOVES_PER_CHUNK
+        };
+        let mut moved = 0;
+        for b in 0..self.owner.len() {
+            if moved == most {
+                break;
+            }
+            let sent_since = since.is_some_and(|c| self.last_sent.get(b).is_some_and(|&s| s > c));
+            if let Some(o) = self.owner.get_mut(b) {
+                if *o == from && !in_set(&busy, b) && !sent_since {
+                    *o = to;
+                    moved += 1;
+                }
             }
         }
+        self.moves += moved as u64;
     }
 }
 
@@ -546,7 +621,12 @@ fn run_worker(
 ) {
     let pending = RefCell::new(Vec::new());
     let mut share = Share::new(config, &pending);
-    for msg in rx {
+    let mut idle = std::time::Duration::ZERO;
+    let mut rx = rx.into_iter();
+    loop {
+        let waiting = std::time::Instant::now();
+        let Some(msg) = rx.next() else { break };
+        idle += waiting.elapsed();
         match msg {
             ToWorker::Chunk { data, work, span } => {
                 share.run(&data, &work, span, &mut |report| {
@@ -558,7 +638,12 @@ fn run_worker(
         }
     }
     let (items, stats) = share.finish();
-    let _ = results.send(FromWorker::Done { items, stats });
+    let _ = results.send(FromWorker::Done {
+        items,
+        stats,
+        cpu_ms: thread_cpu_ms(),
+        idle_ms: idle.as_secs_f64() * 1e3,
+    });
 }
 
 /// Analyses one capture split across `workers` threads whatever its size, collecting the

@@ -270,16 +270,16 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
             .min()
     }
 
-    /// The buckets (of `buckets`, at most 64, by [`share_of_endpoints`]) that hold a
-    /// connection or UDP transport still open: bit `b` set for bucket `b`.
-    pub fn live_buckets(&self, buckets: u32) -> u64 {
-        let bucket = |(a, b): (SocketAddr, SocketAddr)| {
-            share_of_endpoints((a.ip(), a.port()), (b.ip(), b.port()), buckets.clamp(1, 64))
-        };
-        self.table
-            .endpoints()
-            .chain(self.udp.endpoints())
-            .fold(0u64, |mask, e| mask | (1u64 << bucket(e)))
+    /// Marks in `set` (bit `b % 64` of word `b / 64`) the buckets, of `buckets` by
+    /// [`share_of_endpoints`], that hold a connection or UDP transport still open.
+    pub fn live_buckets(&self, buckets: u32, set: &mut [u64]) {
+        let n = buckets.clamp(1, (set.len() as u32).saturating_mul(64).max(1));
+        for (a, b) in self.table.endpoints().chain(self.udp.endpoints()) {
+            let i = share_of_endpoints((a.ip(), a.port()), (b.ip(), b.port()), n) as usize;
+            if let Some(word) = set.get_mut(i / 64) {
+                *word |= 1u64 << (i % 64);
+            }
+        }
     }
 
     /// Finishes every open connection (end of the capture).
