@@ -30,7 +30,7 @@
 //! [`stream_path`]: crate::pipeline::stream_path
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -39,8 +39,8 @@ use crate::capture::{self, ChunkSink, FrameSink, FrameSlot, Timestamp};
 use crate::decode;
 use crate::flow::SweepClock;
 use crate::pipeline::{
-    share_of, share_of_endpoints, AnalyzeConfig, AnalyzeStats, Analyzer, Diagnosed, Finished,
-    Holder, StreamRun, RELEASE_CHECK_FRAMES,
+    share_of, AnalyzeConfig, AnalyzeStats, Analyzer, Diagnosed, Finished, Holder, StreamRun,
+    RELEASE_CHECK_FRAMES,
 };
 
 /// Chunks queued per worker before the reader waits (bounds memory: ~1 MiB each).
@@ -66,14 +66,14 @@ const INLINE_START: usize = BUCKETS as usize / 4;
 /// Buckets moved at most per chunk (the split converges in a few dozen chunks).
 const MOVES_PER_CHUNK: usize = 8;
 
-/// Worker chunks queued at which the dispatcher takes a bucket back.
-const BEHIND: usize = 3;
+/// Waiting (ns) by the worker since the previous chunk past which it is given more buckets.
+const WORKER_WAITED_NS: u64 = 20_000;
 
 /// The owner of a bucket: a worker's index, or the dispatcher itself.
 const INLINE: u8 = u8::MAX;
 
 /// Set in the environment, a split capture ends with one line on stderr about how it was
-/// shared: buckets moved and kept, the worker's queue as the dispatcher saw it, and each
+/// shared: buckets moved and kept, how often each side waited for the other, and each
 /// thread's CPU time where Linux tells it (for benchmarks; `benches/README.md`).
 pub const SPLIT_STATS_ENV: &str = "RDPDIAG_SPLIT_STATS";
 
@@ -85,10 +85,15 @@ fn thread_cpu_ms() -> Option<f64> {
 }
 
 /// One unit of a worker's work, in capture order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Work {
-    /// A frame of one of its connections.
-    Frame(FrameSlot),
+    /// A frame of one of its connections, decoded by the dispatcher (`None`: not decodable),
+    /// its payload in the chunk.
+    Frame {
+        number: u64,
+        ts: Timestamp,
+        packet: Option<decode::DetachedPacket>,
+    },
     /// Sweep the tables at this time.
     Sweep(Timestamp),
     /// Report what finished so far: the release checkpoint after this frame number.
@@ -175,25 +180,36 @@ impl<'p> Share<'p> {
         span: Option<(Timestamp, Timestamp)>,
         report: &mut dyn FnMut(Report),
     ) {
+        self.note_span(span);
+        for w in work {
+            match w {
+                Work::Frame { number, ts, packet } => {
+                    let packet = packet.as_ref().and_then(|p| p.attach(data));
+                    self.analyzer.decoded_frame(*number, *ts, packet.as_ref());
+                }
+                Work::Sweep(ts) => self.analyzer.sweep(*ts),
+                Work::Checkpoint(frame) => report(self.checkpoint(*frame)),
+            }
+        }
+    }
+
+    /// Learns the capture's time span from a chunk's.
+    fn note_span(&mut self, span: Option<(Timestamp, Timestamp)>) {
         if let Some((a, b)) = span {
             self.analyzer.note_time(a);
             self.analyzer.note_time(b);
         }
-        for w in work {
-            match w {
-                Work::Frame(slot) => self.analyzer.frame(&slot.frame(data)),
-                Work::Sweep(ts) => self.analyzer.sweep(*ts),
-                Work::Checkpoint(frame) => {
-                    let mut busy = Box::new([0; SET_WORDS]);
-                    self.analyzer.live_buckets(BUCKETS, &mut busy[..]);
-                    report(Report {
-                        checkpoint: *frame,
-                        live: self.analyzer.min_live_first().unwrap_or(u64::MAX),
-                        busy,
-                        items: self.take(),
-                    });
-                }
-            }
+    }
+
+    /// The report of the release checkpoint after frame `frame`.
+    fn checkpoint(&mut self, frame: u64) -> Report {
+        let mut busy = Box::new([0; SET_WORDS]);
+        self.analyzer.live_buckets(BUCKETS, &mut busy[..]);
+        Report {
+            checkpoint: frame,
+            live: self.analyzer.min_live_first().unwrap_or(u64::MAX),
+            busy,
+            items: self.take(),
         }
     }
 
@@ -238,15 +254,15 @@ pub fn stream_path_parallel(
     let inline_pending = RefCell::new(Vec::new());
     thread::scope(|s| {
         let mut senders = Vec::with_capacity(n);
-        let mut queued = Vec::with_capacity(n);
+        let mut waited = Vec::with_capacity(n);
         for worker in 0..n {
             let (tx, rx) = mpsc::sync_channel::<ToWorker>(QUEUE_PER_WORKER);
             senders.push(tx);
-            let backlog = Arc::new(AtomicUsize::new(0));
-            queued.push(Arc::clone(&backlog));
+            let idle = Arc::new(AtomicU64::new(0));
+            waited.push((Arc::clone(&idle), 0));
             let cfg = worker_config.clone();
             let results = result_tx.clone();
-            s.spawn(move || run_worker(worker, cfg, rx, results, &backlog));
+            s.spawn(move || run_worker(worker, cfg, rx, results, &idle));
         }
         drop(result_tx);
         let mut owner = vec![0u8; BUCKETS as usize];
@@ -259,18 +275,18 @@ pub fn stream_path_parallel(
         }
         let mut dispatch = Dispatch {
             senders,
-            queued,
+            waited,
             per_worker: vec![Vec::new(); n],
             inline: inline.then(|| Inline {
                 share: Share::new(worker_config.clone(), &inline_pending),
-                work: Vec::new(),
+                reports: Vec::new(),
             }),
             owner,
             last_sent: vec![0; BUCKETS as usize],
             reported: vec![None; n],
             moves: 0,
             chunks: 0,
-            queue_seen: [0; 4],
+            signals: [0; 2],
             churn: config.split_churn,
             clock: SweepClock::default(),
             checkpoints: std::collections::VecDeque::new(),
@@ -329,10 +345,12 @@ pub fn stream_path_parallel(
                 .collect();
             eprintln!(
                 "rdpdiag: split: {} bucket moves, the reading thread kept {kept} of {BUCKETS}; \
-                 worker queue at each chunk (0, 1, 2, 3+ chunks): {:?}; reading thread {} ms \
-                 CPU; workers: {}",
+                 of {} chunks, the worker waited after {}, the reader for the worker at {}; \
+                 reading thread {} ms CPU; workers: {}",
                 dispatch.moves,
-                dispatch.queue_seen,
+                dispatch.chunks,
+                dispatch.signals[0],
+                dispatch.signals[1],
                 ms(thread_cpu_ms()),
                 workers.join(", ")
             );
@@ -359,17 +377,18 @@ fn merge_stats(total: &mut AnalyzeStats, part: &AnalyzeStats, first: bool) {
     }
 }
 
-/// The dispatcher's own analyser (two threads) and its part of the current chunk.
+/// The dispatcher's own analyser (two threads), and its reports of the current chunk.
 struct Inline<'p> {
     share: Share<'p>,
-    work: Vec<Work>,
+    reports: Vec<Report>,
 }
 
 /// The reader's side: splits chunks into the analysers' parts.
 struct Dispatch<'h, 'e, 'p> {
     senders: Vec<SyncSender<ToWorker>>,
-    /// Chunks sent to each worker and not yet analysed.
-    queued: Vec<Arc<AtomicUsize>>,
+    /// Each worker's time spent waiting for work (ns, the worker adds to it), and how much
+    /// of it the dispatcher has seen.
+    waited: Vec<(Arc<AtomicU64>, u64)>,
     per_worker: Vec<Vec<Work>>,
     /// The dispatcher's own analyser, with two threads.
     inline: Option<Inline<'p>>,
@@ -383,8 +402,9 @@ struct Dispatch<'h, 'e, 'p> {
     moves: u64,
     /// Chunks dispatched.
     chunks: u64,
-    /// How often the worker had 0, 1, 2, 3 or more chunks queued when a chunk was ready.
-    queue_seen: [u64; 4],
+    /// Chunks after which the worker had waited, and at which the dispatcher had to wait
+    /// for room in its queue.
+    signals: [u64; 2],
     /// Move buckets at every chunk ([`AnalyzeConfig::split_churn`]).
     churn: bool,
     /// The sweep clock, ticked as a single analyzer's is.
@@ -467,22 +487,21 @@ impl Dispatch<'_, '_, '_> {
     }
 
     /// With two threads, moves up to [`MOVES_PER_CHUNK`] buckets towards the side that
-    /// waits: to the dispatcher when the worker had [`BEHIND`] chunks queued or more, to the
-    /// worker when it had none. With `churn`, tries at every chunk, one way and the other in
-    /// turn.
-    fn rebalance(&mut self, queued_before: usize) {
+    /// waits: to the dispatcher when it had to wait for room in the worker's queue, to the
+    /// worker when it had waited for this chunk. With `churn`, tries at every chunk, one way
+    /// and the other in turn.
+    fn rebalance(&mut self, dispatcher_waited: bool, worker_waited: bool) {
         let Some(inl) = &self.inline else { return };
         if self.senders.len() != 1 {
             return;
         }
         self.chunks += 1;
-        if let Some(q) = self.queue_seen.get_mut(queued_before.min(3)) {
-            *q += 1;
-        }
+        self.signals[0] += u64::from(worker_waited);
+        self.signals[1] += u64::from(dispatcher_waited);
         let (take, give) = if self.churn {
             (self.chunks % 2 == 0, self.chunks % 2 == 1)
         } else {
-            (queued_before >= BEHIND, queued_before == 0)
+            (dispatcher_waited, worker_waited && !dispatcher_waited)
         };
         let (from, to, busy, since) = if take {
             // Only buckets the worker held no open connection in at its latest checkpoint,
@@ -529,23 +548,33 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
             span = Some(span.map_or((slot.ts, slot.ts), |(a, b)| {
                 (a.min(slot.ts), b.max(slot.ts))
             }));
+        }
+        if let Some(inl) = &mut self.inline {
+            inl.share.note_span(span);
+        }
+        for slot in frames {
             self.frames += 1;
             let frame = slot.frame(chunk);
-            // Most frames by the endpoints at fixed offsets, the rest (ICMP errors quoting a
-            // connection, IPv6 extension headers...) fully decoded; undecodable ones count
-            // as frames wherever they go.
-            let bucket = match decode::tcp_udp_endpoints(frame.linktype, frame.data) {
-                Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), BUCKETS),
-                None => decode::decode(frame.linktype, frame.data)
-                    .map_or(0, |pkt| share_of(&pkt, BUCKETS)),
-            } as usize
-                % BUCKETS as usize;
+            // Decoded once, here: the bucket comes from the endpoints (for ICMP errors, those
+            // of the connection quoted), and the worker gets the decoded packet.
+            let packet = decode::decode(frame.linktype, frame.data);
+            let bucket =
+                packet.as_ref().map_or(0, |p| share_of(p, BUCKETS)) as usize % BUCKETS as usize;
             let owner = self.owner[bucket];
             match (owner, &mut self.inline) {
-                (INLINE, Some(inl)) => inl.work.push(Work::Frame(*slot)),
+                // The dispatcher's own: analysed now, on bytes just read.
+                (INLINE, Some(inl)) => {
+                    inl.share
+                        .analyzer
+                        .decoded_frame(slot.number, slot.ts, packet.as_ref())
+                }
                 _ => {
                     if let Some(w) = self.per_worker.get_mut(usize::from(owner)) {
-                        w.push(Work::Frame(*slot));
+                        w.push(Work::Frame {
+                            number: slot.number,
+                            ts: slot.ts,
+                            packet: packet.and_then(|p| p.detach(chunk)),
+                        });
                     }
                     self.last_sent[bucket] = self.frames;
                 }
@@ -555,7 +584,7 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
                     w.push(Work::Sweep(slot.ts));
                 }
                 if let Some(inl) = &mut self.inline {
-                    inl.work.push(Work::Sweep(slot.ts));
+                    inl.share.analyzer.sweep(slot.ts);
                 }
             }
             if self.frames % RELEASE_CHECK_FRAMES == 0 {
@@ -563,41 +592,40 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
                     w.push(Work::Checkpoint(self.frames));
                 }
                 if let Some(inl) = &mut self.inline {
-                    inl.work.push(Work::Checkpoint(self.frames));
+                    let report = inl.share.checkpoint(self.frames);
+                    inl.reports.push(report);
                 }
             }
         }
-        let queued_before = self.queued.first().map_or(0, |q| q.load(Ordering::Acquire));
-        for ((tx, work), queued) in self
-            .senders
-            .iter()
-            .zip(self.per_worker.iter_mut())
-            .zip(&self.queued)
-        {
+        // Whether the worker waited for this chunk, and whether it has more queued than it
+        // can hold (the dispatcher then waits).
+        let worker_waited = self.waited.first_mut().is_some_and(|(idle, seen)| {
+            let now = idle.load(Ordering::Relaxed);
+            let waited = now.saturating_sub(*seen) > WORKER_WAITED_NS;
+            *seen = now;
+            waited
+        });
+        let mut dispatcher_waited = false;
+        for (tx, work) in self.senders.iter().zip(self.per_worker.iter_mut()) {
             let work = std::mem::replace(work, Vec::with_capacity(work.capacity()));
             let msg = ToWorker::Chunk {
                 data: Arc::clone(chunk),
                 work,
                 span,
             };
-            queued.fetch_add(1, Ordering::AcqRel);
             // A worker that died has nothing more to say; the others go on.
-            if tx.send(msg).is_err() {
-                queued.fetch_sub(1, Ordering::AcqRel);
+            if let Err(mpsc::TrySendError::Full(msg)) = tx.try_send(msg) {
+                dispatcher_waited = true;
+                let _ = tx.send(msg);
             }
         }
-        // The dispatcher's own part, on bytes still in this core's cache.
         if let Some(inl) = &mut self.inline {
-            let work = std::mem::take(&mut inl.work);
-            let mut reports = Vec::new();
-            inl.share.run(chunk, &work, span, &mut |r| reports.push(r));
-            inl.work = work;
-            inl.work.clear();
+            let reports = std::mem::take(&mut inl.reports);
             for r in reports {
                 self.checkpoint(r);
             }
         }
-        self.rebalance(queued_before);
+        self.rebalance(dispatcher_waited, worker_waited);
         self.collect();
     }
 
@@ -611,28 +639,54 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
     }
 }
 
+/// How long a worker waiting for work spins before it sleeps: waking a thread whose core
+/// went idle can take longer than a chunk (on a VM, hundreds of microseconds), and the
+/// chunks then arrive in bursts.
+const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The next message, spinning for a while before blocking; `None` once the queue is closed.
+fn next_work(rx: &Receiver<ToWorker>, since: std::time::Instant) -> Option<ToWorker> {
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Some(msg),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if since.elapsed() < SPIN_BEFORE_SLEEP => {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
+}
+
 /// A worker: analyses its frames and reports results as they finish.
 fn run_worker(
     worker: usize,
     config: AnalyzeConfig,
     rx: Receiver<ToWorker>,
     results: mpsc::Sender<FromWorker>,
-    queued: &AtomicUsize,
+    waited_ns: &AtomicU64,
 ) {
     let pending = RefCell::new(Vec::new());
     let mut share = Share::new(config, &pending);
     let mut idle = std::time::Duration::ZERO;
-    let mut rx = rx.into_iter();
     loop {
         let waiting = std::time::Instant::now();
-        let Some(msg) = rx.next() else { break };
-        idle += waiting.elapsed();
+        let Some(msg) = next_work(&rx, waiting) else {
+            break;
+        };
+        let waited = waiting.elapsed();
+        idle += waited;
+        waited_ns.fetch_add(
+            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         match msg {
             ToWorker::Chunk { data, work, span } => {
                 share.run(&data, &work, span, &mut |report| {
                     let _ = results.send(FromWorker::Progress { worker, report });
                 });
-                queued.fetch_sub(1, Ordering::AcqRel);
             }
             ToWorker::Secrets(t, d) => share.analyzer.secrets(t, &d),
         }

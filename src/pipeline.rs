@@ -317,17 +317,26 @@ impl<F: FnMut(Diagnosed)> FrameSink for Analyzer<F> {
 impl<F: FnMut(Diagnosed)> Analyzer<F> {
     /// One frame through decode, the flow tables and the sessions.
     fn analyze_frame(&mut self, frame: &Frame<'_>) {
+        let pkt = decode::decode(frame.linktype, frame.data);
+        self.analyze_decoded(frame.number, frame.ts, pkt.as_ref());
+    }
+
+    /// One frame that another thread has decoded (`None`: not decodable), as
+    /// [`FrameSink::frame`] would analyse its bytes; the caller sweeps (an analyzer
+    /// [`externally_swept`](Self::externally_swept)).
+    pub fn decoded_frame(&mut self, number: u64, ts: Timestamp, pkt: Option<&decode::Packet<'_>>) {
+        self.analyze_decoded(number, ts, pkt);
+    }
+
+    fn analyze_decoded(&mut self, number: u64, ts: Timestamp, pkt: Option<&decode::Packet<'_>>) {
         self.stats.frames += 1;
-        self.stats.first_ts.get_or_insert(frame.ts);
-        self.stats.last_ts = Some(self.stats.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
-        let Some(pkt) = decode::decode(frame.linktype, frame.data) else {
+        self.stats.first_ts.get_or_insert(ts);
+        self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
+        let Some(pkt) = pkt else {
             return;
         };
         self.stats.decoded += 1;
-        let fref = FrameRef {
-            number: frame.number,
-            ts: frame.ts,
-        };
+        let fref = FrameRef { number, ts };
         match &pkt.transport {
             Transport::Tcp(seg) => {
                 let src = SocketAddr::new(pkt.src, seg.src_port);
@@ -349,7 +358,7 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
                 };
                 // Connections finished early (closed, idle, port reuse) are diagnosed now,
                 // against the current time as the capture's end so far.
-                let now = frame.ts;
+                let now = ts;
                 let on_done = &mut self.on_done;
                 self.table
                     .tcp(src, dst, pkt.vlan, seg, fref, &mut new_session, &mut |f| {

@@ -224,45 +224,6 @@ pub fn decode_network(net: NetworkPayload<'_>) -> Option<Packet<'_>> {
     })
 }
 
-/// Reads an ICMP error message: type, code, 4 bytes of rest-of-header, quoted IP packet.
-/// A TCP or UDP packet's endpoints `(src, src_port, dst, dst_port)` read straight from the
-/// fixed header offsets, for dispatching frames to threads quickly; `None` for anything
-/// else (ICMP, IPv6 extension headers, fragments, odd headers), which [`decode`] must
-/// classify. Whenever [`decode`] finds a TCP segment or UDP datagram and this returns
-/// endpoints, they are the same.
-pub fn tcp_udp_endpoints(linktype: LinkType, data: &[u8]) -> Option<(IpAddr, u16, IpAddr, u16)> {
-    let b = network_payload(linktype, data)?.bytes;
-    let bytes4 = |at: usize| -> Option<[u8; 4]> { b.get(at..at.checked_add(4)?)?.try_into().ok() };
-    let (src, dst, l4) = match b.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(b.first()? & 0x0f) * 4;
-            let frag = u16::from_be_bytes([*b.get(6)?, *b.get(7)?]);
-            if ihl < 20 || frag & 0x3fff != 0 || !matches!(b.get(9)?, 6 | 17) {
-                return None;
-            }
-            (IpAddr::from(bytes4(12)?), IpAddr::from(bytes4(16)?), ihl)
-        }
-        6 => {
-            if !matches!(b.get(6)?, 6 | 17) {
-                return None;
-            }
-            let addr = |at: usize| -> Option<IpAddr> {
-                let a: [u8; 16] = b.get(at..at + 16)?.try_into().ok()?;
-                Some(IpAddr::from(a))
-            };
-            (addr(8)?, addr(24)?, 40)
-        }
-        _ => return None,
-    };
-    let ports = bytes4(l4)?;
-    Some((
-        src,
-        u16::from_be_bytes([ports[0], ports[1]]),
-        dst,
-        u16::from_be_bytes([ports[2], ports[3]]),
-    ))
-}
-
 fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
     let (&icmp_type, &code) = (icmp.first()?, icmp.get(1)?);
     if !IcmpError::is_error_type(v6, icmp_type) {
@@ -300,6 +261,123 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
             None
         },
     })
+}
+
+/// A [`Packet`] without its borrow: the payload as a place in the buffer it was decoded
+/// from, so that a decoded frame can go to another thread along with that buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachedPacket {
+    src: IpAddr,
+    dst: IpAddr,
+    vlan: Option<u16>,
+    transport: DetachedTransport,
+}
+
+/// The transport of a [`DetachedPacket`]: payloads as (start, length) in the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DetachedTransport {
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        window: u16,
+        payload: (usize, usize),
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        payload: (usize, usize),
+    },
+    /// Boxed: rare, and the largest.
+    IcmpError(Box<IcmpError>),
+}
+
+/// Where `part` lies in `base`: (start, length); an empty part anywhere is (0, 0).
+fn place_in(base: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    if part.is_empty() {
+        return Some((0, 0));
+    }
+    let start = (part.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
+    (start.checked_add(part.len())? <= base.len()).then_some((start, part.len()))
+}
+
+impl Packet<'_> {
+    /// The packet without its borrow of `base`, the buffer its payload lies in; `None` when
+    /// the payload is not in `base`.
+    pub fn detach(&self, base: &[u8]) -> Option<DetachedPacket> {
+        let transport = match &self.transport {
+            Transport::Tcp(t) => DetachedTransport::Tcp {
+                src_port: t.src_port,
+                dst_port: t.dst_port,
+                seq: t.seq,
+                ack: t.ack,
+                flags: t.flags,
+                window: t.window,
+                payload: place_in(base, t.payload)?,
+            },
+            Transport::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => DetachedTransport::Udp {
+                src_port: *src_port,
+                dst_port: *dst_port,
+                payload: place_in(base, payload)?,
+            },
+            Transport::IcmpError(e) => DetachedTransport::IcmpError(Box::new(*e)),
+        };
+        Some(DetachedPacket {
+            src: self.src,
+            dst: self.dst,
+            vlan: self.vlan,
+            transport,
+        })
+    }
+}
+
+impl DetachedPacket {
+    /// The packet again, its payload borrowed from `base` (the buffer it was detached
+    /// from); `None` if `base` is too short.
+    pub fn attach<'a>(&self, base: &'a [u8]) -> Option<Packet<'a>> {
+        let slice = |(start, len): (usize, usize)| base.get(start..start.checked_add(len)?);
+        let transport = match &self.transport {
+            DetachedTransport::Tcp {
+                src_port,
+                dst_port,
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+            } => Transport::Tcp(TcpSegment {
+                src_port: *src_port,
+                dst_port: *dst_port,
+                seq: *seq,
+                ack: *ack,
+                flags: *flags,
+                window: *window,
+                payload: slice(*payload)?,
+            }),
+            DetachedTransport::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => Transport::Udp {
+                src_port: *src_port,
+                dst_port: *dst_port,
+                payload: slice(*payload)?,
+            },
+            DetachedTransport::IcmpError(e) => Transport::IcmpError(**e),
+        };
+        Some(Packet {
+            src: self.src,
+            dst: self.dst,
+            vlan: self.vlan,
+            transport,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +457,28 @@ mod tests {
             if let Some(fast) = ipv4_tcp(net) {
                 prop_assert_eq!(Some(fast), decode_network(net));
             }
+            // Detached from the frame and attached again: the same packet.
+            if let Some(p) = decode(LinkType::ETHERNET, &f) {
+                let d = p.detach(&f);
+                prop_assert!(d.is_some());
+                prop_assert_eq!(d.and_then(|d| d.attach(&f)), Some(p));
+            }
         }
+    }
+
+    #[test]
+    fn a_detached_packet_needs_its_own_buffer() {
+        let f = frame(40 + 3, 5, b"abc", &[]);
+        let p = decode(LinkType::ETHERNET, &f).unwrap();
+        let other = f.clone();
+        // Attached to a copy of its buffer: the same packet, borrowing from the copy.
+        assert_eq!(p.detach(&f).unwrap().attach(&other), Some(p.clone()));
+        // Not in the buffer given, or the buffer too short: nothing.
+        assert_eq!(p.detach(&other), None);
+        assert_eq!(p.detach(&f).unwrap().attach(&f[..f.len() - 1]), None);
+        // No payload: nothing to place, whatever the buffer.
+        let empty = frame(40, 5, b"", &[]);
+        let q = decode(LinkType::ETHERNET, &empty).unwrap();
+        assert_eq!(q.detach(&[]).unwrap().attach(&[]), Some(q));
     }
 }
