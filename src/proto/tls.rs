@@ -78,24 +78,19 @@ pub struct RecordHeader {
     pub len: u16,
 }
 
-fn record_header(i: &[u8]) -> IResult<&[u8], RecordHeader> {
-    let (i, content_type) = be_u8(i)?;
-    let (i, version) = be_u16(i)?;
-    let (i, len) = be_u16(i)?;
-    Ok((
-        i,
-        RecordHeader {
-            content_type,
-            version,
-            len,
-        },
-    ))
-}
-
 /// Reads a TLS record header (RFC 8446 §5.1): `None` under 5 bytes, for a content type outside
 /// 20..=24, a major version other than 3, or a length above [`MAX_RECORD_LEN`].
+#[inline]
 pub fn parse_record_header(i: &[u8]) -> Option<RecordHeader> {
-    let (_, h) = record_header(i).ok()?;
+    // Read once per record of every TLS connection: five fixed bytes, no parser combinators.
+    let &[content_type, major, minor, len_hi, len_lo, ..] = i else {
+        return None;
+    };
+    let h = RecordHeader {
+        content_type,
+        version: u16::from_be_bytes([major, minor]),
+        len: u16::from_be_bytes([len_hi, len_lo]),
+    };
     let plausible = (content_type::CHANGE_CIPHER_SPEC..=content_type::HEARTBEAT)
         .contains(&h.content_type)
         && h.version >> 8 == 3

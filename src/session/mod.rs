@@ -211,8 +211,15 @@ impl ConnectionObserver for Session {
         self.push(frame, Some(dir), kind);
     }
 
+    #[inline]
     fn data(&mut self, dir: Dir, bytes: &[u8], frame: FrameRef) {
-        self.retransmit_run[dir.index()] = false;
+        let d = dir.index();
+        self.retransmit_run[d] = false;
+        // Bulk: the bytes fall inside a PDU skipped by length, before its last bytes (kept
+        // for decryption): only the count moves.
+        if self.streams[d].skip_within(bytes.len()) {
+            return;
+        }
         self.feed(dir, bytes, frame);
     }
 
