@@ -208,6 +208,12 @@ impl Session {
                 }
                 continue;
             }
+            if self.tls_bulk_record(dir, &mut data, frame) {
+                continue;
+            }
+            // Anything below may change what wants_data answers.
+            self.wants_changed();
+            let s = &mut self.streams[d];
             match s.mode {
                 Mode::Ignore => return,
                 Mode::Start => {
@@ -232,9 +238,6 @@ impl Session {
                     continue;
                 }
                 Mode::Rdp | Mode::Tls => {}
-            }
-            if self.tls_bulk_record(dir, &mut data, frame) {
-                continue;
             }
             let fp = self.fastpath_ok();
             let ccs = self.details.tls.ccs[d].is_some();
@@ -445,6 +448,8 @@ impl Session {
 
     /// A PDU whose body was not needed, completed in `frame`.
     fn skipped_pdu(&mut self, dir: Dir, sk: Skipped, tail: &[u8], frame: FrameRef) {
+        // Counting a skipped PDU leaves wants_data's answer as it is; giving decryption up
+        // (record_passed_over) does not, and says so.
         match sk {
             Skipped::FastPath => self.fastpath_pdu(dir, frame),
             Skipped::TlsRecord(ctype, len) => {
