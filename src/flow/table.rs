@@ -352,7 +352,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
             if newer {
                 c.tcp.highest_ack[peer] = Some(seg.ack);
             }
-            if !syn && !seg.has(tcp_flags::RST) {
+            // acked() does nothing unless bytes are buffered out of order.
+            if !syn && !seg.has(tcp_flags::RST) && c.streams[peer].has_pending() {
                 let stream = &mut c.streams[peer];
                 let mut sink = DirSink {
                     observer: &mut c.observer,
