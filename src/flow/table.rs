@@ -306,6 +306,9 @@ impl<O: ConnectionObserver> FlowTable<O> {
         dst.port() <= src.port()
     }
 
+    /// One segment of a known connection. The common segment (ACK, maybe payload, no
+    /// SYN/FIN/RST, open window) runs straight through; the rest is out of line, in the
+    /// same order of observer events.
     fn update(c: &mut Conn<O>, src: SocketAddr, seg: &TcpSegment<'_>, frame: FrameRef) {
         let dir = if src == c.meta.client {
             Dir::ToServer
@@ -317,35 +320,15 @@ impl<O: ConnectionObserver> FlowTable<O> {
         c.tcp.last = Some(frame);
         c.tcp.packets[d] += 1;
         let syn = seg.has(tcp_flags::SYN);
-        if syn && !seg.has(tcp_flags::ACK) && dir == Dir::ToServer {
-            let retransmit = !c.tcp.syn.is_empty();
-            if c.tcp.syn.len() < MAX_FRAMES_PER_KIND {
-                c.tcp.syn.push(frame);
-            }
-            c.client_isn = Some(seg.seq);
-            c.streams[0].set_isn(seg.seq);
-            c.observer
-                .tcp_event(TcpEvent::Syn { retransmit }, dir, frame);
-        } else if syn && seg.has(tcp_flags::ACK) && dir == Dir::ToClient {
-            let retransmit = !c.tcp.syn_ack.is_empty();
-            if c.tcp.syn_ack.len() < MAX_FRAMES_PER_KIND {
-                c.tcp.syn_ack.push(frame);
-            }
-            c.server_isn = Some(seg.seq);
-            c.streams[1].set_isn(seg.seq);
-            c.observer
-                .tcp_event(TcpEvent::SynAck { retransmit }, dir, frame);
+        if syn {
+            Self::syn(c, dir, seg, frame);
         }
+        // SYN or RST: no stream bytes to account for.
+        let streamless = seg.flags & (tcp_flags::SYN | tcp_flags::RST) != 0;
         if seg.has(tcp_flags::ACK) {
             let peer = dir.reverse().index();
-            if !syn
-                && dir == Dir::ToServer
-                && c.tcp.established.is_none()
-                && c.server_isn
-                    .is_some_and(|isn| seg.ack == isn.wrapping_add(1))
-            {
-                c.tcp.established = Some(frame);
-                c.observer.tcp_event(TcpEvent::Established, dir, frame);
+            if !syn && dir == Dir::ToServer && c.tcp.established.is_none() {
+                Self::maybe_established(c, seg, frame);
             }
             let newer =
                 c.tcp.highest_ack[peer].map_or(true, |a| (seg.ack.wrapping_sub(a) as i32) > 0);
@@ -353,7 +336,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 c.tcp.highest_ack[peer] = Some(seg.ack);
             }
             // acked() does nothing unless bytes are buffered out of order.
-            if !syn && !seg.has(tcp_flags::RST) && c.streams[peer].has_pending() {
+            if !streamless && c.streams[peer].has_pending() {
                 let stream = &mut c.streams[peer];
                 let mut sink = DirSink {
                     observer: &mut c.observer,
@@ -363,7 +346,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 stream.acked(seg.ack, frame, &mut sink);
             }
         }
-        if !syn && !seg.has(tcp_flags::RST) {
+        if !streamless {
             let end = seg.seq.wrapping_add(seg.payload.len() as u32);
             if c.tcp.seq_jump[d].is_none()
                 && c.streams[d]
@@ -376,11 +359,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
             if higher {
                 c.tcp.highest_seq[d] = Some(end);
             }
-        }
-        if seg.window == 0 && !syn && !seg.has(tcp_flags::RST) {
-            c.tcp.zero_windows[d] += 1;
-            if c.tcp.zero_windows[d] == 1 {
-                c.observer.tcp_event(TcpEvent::ZeroWindow, dir, frame);
+            if seg.window == 0 {
+                Self::zero_window(c, dir, frame);
             }
         }
         if !seg.payload.is_empty() && !syn {
@@ -398,19 +378,86 @@ impl<O: ConnectionObserver> FlowTable<O> {
             };
             let kind = stream.segment(seg.seq, seg.payload, frame, &mut sink);
             if kind == SegmentKind::Retransmission {
-                c.tcp.retransmissions[d] += 1;
-                if c.tcp.retransmits.len() < 2 * MAX_FRAMES_PER_KIND {
-                    c.tcp.retransmits.push(Retransmit {
-                        dir,
-                        frame,
-                        seq_end: seg.seq.wrapping_add(len),
-                        len,
-                    });
-                }
-                c.observer
-                    .tcp_event(TcpEvent::Retransmission { len }, dir, frame);
+                Self::retransmission(c, dir, seg, frame);
             }
         }
+        if seg.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+            Self::fin_rst(c, dir, seg, frame);
+        }
+    }
+
+    /// A SYN (the client's) or SYN+ACK (the server's): ISN and events.
+    #[cold]
+    #[inline(never)]
+    fn syn(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
+        if !seg.has(tcp_flags::ACK) && dir == Dir::ToServer {
+            let retransmit = !c.tcp.syn.is_empty();
+            if c.tcp.syn.len() < MAX_FRAMES_PER_KIND {
+                c.tcp.syn.push(frame);
+            }
+            c.client_isn = Some(seg.seq);
+            c.streams[0].set_isn(seg.seq);
+            c.observer
+                .tcp_event(TcpEvent::Syn { retransmit }, dir, frame);
+        } else if seg.has(tcp_flags::ACK) && dir == Dir::ToClient {
+            let retransmit = !c.tcp.syn_ack.is_empty();
+            if c.tcp.syn_ack.len() < MAX_FRAMES_PER_KIND {
+                c.tcp.syn_ack.push(frame);
+            }
+            c.server_isn = Some(seg.seq);
+            c.streams[1].set_isn(seg.seq);
+            c.observer
+                .tcp_event(TcpEvent::SynAck { retransmit }, dir, frame);
+        }
+    }
+
+    /// The client's ACK of the server's SYN+ACK completes the handshake.
+    #[cold]
+    #[inline(never)]
+    fn maybe_established(c: &mut Conn<O>, seg: &TcpSegment<'_>, frame: FrameRef) {
+        if c.server_isn
+            .is_some_and(|isn| seg.ack == isn.wrapping_add(1))
+        {
+            c.tcp.established = Some(frame);
+            c.observer
+                .tcp_event(TcpEvent::Established, Dir::ToServer, frame);
+        }
+    }
+
+    /// A zero window advertised (not on a SYN or RST).
+    #[cold]
+    #[inline(never)]
+    fn zero_window(c: &mut Conn<O>, dir: Dir, frame: FrameRef) {
+        let d = dir.index();
+        c.tcp.zero_windows[d] += 1;
+        if c.tcp.zero_windows[d] == 1 {
+            c.observer.tcp_event(TcpEvent::ZeroWindow, dir, frame);
+        }
+    }
+
+    /// Payload entirely before the delivery point.
+    #[cold]
+    #[inline(never)]
+    fn retransmission(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
+        let len = seg.payload.len() as u32;
+        c.tcp.retransmissions[dir.index()] += 1;
+        if c.tcp.retransmits.len() < 2 * MAX_FRAMES_PER_KIND {
+            c.tcp.retransmits.push(Retransmit {
+                dir,
+                frame,
+                seq_end: seg.seq.wrapping_add(len),
+                len,
+            });
+        }
+        c.observer
+            .tcp_event(TcpEvent::Retransmission { len }, dir, frame);
+    }
+
+    /// FIN (the first of a direction) and RST, in that order.
+    #[cold]
+    #[inline(never)]
+    fn fin_rst(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
+        let d = dir.index();
         if seg.has(tcp_flags::FIN) && c.tcp.fin[d].is_none() {
             c.tcp.fin[d] = Some(frame);
             c.observer.tcp_event(TcpEvent::Fin, dir, frame);
