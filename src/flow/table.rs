@@ -145,12 +145,114 @@ impl<O: ConnectionObserver> StreamSink for DirSink<'_, O> {
     }
 }
 
+/// The live connections: boxed in slots, found by key through a hash map, or, for a packet
+/// of the same connection as the one before (most packets: bursts of one connection's
+/// segments), through the remembered slot of the last one without hashing.
+struct Conns<O> {
+    /// Boxed: a connection is a few KiB, and the slots' slack and growth then cost only a
+    /// pointer each.
+    slots: Vec<Option<Box<Conn<O>>>>,
+    /// Empty slots, reused first (the slot count stays at the most connections live at once).
+    free: Vec<usize>,
+    /// The slot of each live connection.
+    index: super::FlowMap<Key, usize>,
+    /// The addresses of the last packet found and its connection's slot.
+    last: Option<(SocketAddr, SocketAddr, usize)>,
+}
+
+impl<O> Conns<O> {
+    fn new() -> Self {
+        Conns {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: super::FlowMap::default(),
+            last: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The slot of the connection of a packet from `src` to `dst`.
+    #[inline]
+    fn find(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
+        if let Some((a, b, i)) = &self.last {
+            if (*a == src && *b == dst) || (*a == dst && *b == src) {
+                return Some(*i);
+            }
+        }
+        self.find_by_key(src, dst)
+    }
+
+    /// [`Conns::find`] through the hash map.
+    #[inline(never)]
+    fn find_by_key(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
+        let i = *self.index.get(&key(src, dst))?;
+        self.last = Some((src, dst, i));
+        Some(i)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Conn<O>> {
+        self.slots.get_mut(i)?.as_deref_mut()
+    }
+
+    /// Adds a connection under `k` (no connection may hold it) for a packet from `src` to
+    /// `dst`; returns its slot.
+    fn insert(&mut self, k: Key, conn: Box<Conn<O>>, src: SocketAddr, dst: SocketAddr) -> usize {
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    *slot = Some(conn);
+                }
+                i
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(k, i);
+        self.last = Some((src, dst, i));
+        i
+    }
+
+    /// Takes the connection in slot `i` out of the table.
+    fn remove(&mut self, i: usize) -> Option<Box<Conn<O>>> {
+        let c = self.slots.get_mut(i)?.take()?;
+        self.index.remove(&key(c.meta.client, c.meta.server));
+        self.free.push(i);
+        if self.last.is_some_and(|(.., l)| l == i) {
+            self.last = None;
+        }
+        Some(c)
+    }
+
+    /// The live connections with their slots.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Conn<O>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.as_deref()?)))
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Conn<O>> {
+        self.slots.iter_mut().filter_map(|c| c.as_deref_mut())
+    }
+
+    /// Takes every connection out.
+    fn drain(&mut self) -> Vec<Box<Conn<O>>> {
+        self.index.clear();
+        self.free.clear();
+        self.last = None;
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
 /// The table of live TCP connections.
 pub struct FlowTable<O> {
     config: FlowConfig,
-    /// Boxed: a connection is a few KiB, and the map's slack and growth then cost only
-    /// a pointer per slot.
-    conns: super::FlowMap<Key, Box<Conn<O>>>,
+    conns: Conns<O>,
     /// Connections created so far.
     pub created: u64,
     /// Connections evicted because the table was full ([`FlowConfig::max_connections`]).
@@ -162,7 +264,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
     pub fn new(config: FlowConfig) -> Self {
         FlowTable {
             config,
-            conns: super::FlowMap::default(),
+            conns: Conns::new(),
             created: 0,
             evicted: 0,
         }
@@ -175,7 +277,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
 
     /// Whether no connection is live.
     pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
+        self.conns.len() == 0
     }
 
     fn is_rdp_port(&self, port: u16) -> bool {
@@ -195,10 +297,10 @@ impl<O: ConnectionObserver> FlowTable<O> {
         new_observer: &mut dyn FnMut(&ConnMeta) -> O,
         done: &mut dyn FnMut(FinishedConnection<O>),
     ) {
-        let k = key(src, dst);
         let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         // Fast path, one lookup: a packet of a known connection (not a new SYN reusing it).
-        if let Some(c) = self.conns.get_mut(&k) {
+        let found = self.conns.find(src, dst);
+        if let Some(c) = found.and_then(|i| self.conns.get_mut(i)) {
             let reuse = is_syn && {
                 let same_attempt =
                     c.meta.client == src && c.client_isn.map_or(true, |i| i == seg.seq);
@@ -208,7 +310,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 Self::update(c, src, seg, frame);
                 return;
             }
-            if let Some(old) = self.conns.remove(&k) {
+            if let Some(old) = found.and_then(|i| self.conns.remove(i)) {
                 done(old.finish(FinishReason::PortReuse));
             }
         }
@@ -239,23 +341,20 @@ impl<O: ConnectionObserver> FlowTable<O> {
             let observer = new_observer(&meta);
             let max = self.config.max_buffered_per_dir;
             self.created += 1;
-            self.conns.insert(
-                k,
-                Box::new(Conn {
-                    meta,
-                    tcp: TcpStats::default(),
-                    observer,
-                    streams: [Reassembler::new(max), Reassembler::new(max)],
-                    client_isn: None,
-                    server_isn: None,
-                    last_ts: frame.ts,
-                }),
-            );
+            let conn = Box::new(Conn {
+                meta,
+                tcp: TcpStats::default(),
+                observer,
+                streams: [Reassembler::new(max), Reassembler::new(max)],
+                client_isn: None,
+                server_isn: None,
+                last_ts: frame.ts,
+            });
+            let i = self.conns.insert(key(src, dst), conn, src, dst);
+            if let Some(c) = self.conns.get_mut(i) {
+                Self::update(c, src, seg, frame);
+            }
         }
-        let Some(c) = self.conns.get_mut(&k) else {
-            return;
-        };
-        Self::update(c, src, seg, frame);
     }
 
     /// Makes room for one more connection: evicts the connections whose client stream is
@@ -270,10 +369,10 @@ impl<O: ConnectionObserver> FlowTable<O> {
         if n == 0 {
             return;
         }
-        let mut order: Vec<(bool, Timestamp, u64, Key)> = self
+        let mut order: Vec<(bool, Timestamp, u64, usize)> = self
             .conns
             .iter()
-            .map(|(k, c)| (c.wants_data(), c.last_ts, c.meta.first.number, *k))
+            .map(|(i, c)| (c.wants_data(), c.last_ts, c.meta.first.number, i))
             .collect();
         if n < order.len() {
             order.select_nth_unstable(n - 1);
@@ -281,8 +380,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
         // Diagnosed in order of first frame, like every other batch of finished connections.
         order.sort_unstable_by_key(|e| e.2);
-        for (.., k) in order {
-            if let Some(c) = self.conns.remove(&k) {
+        for (.., i) in order {
+            if let Some(c) = self.conns.remove(i) {
                 self.evicted += 1;
                 done(c.finish(FinishReason::Evicted { limit }));
             }
@@ -477,7 +576,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
         let qs = SocketAddr::new(error.quoted_src, error.quoted_src_port);
         let qd = SocketAddr::new(error.quoted_dst, error.quoted_dst_port);
-        let Some(c) = self.conns.get_mut(&key(qs, qd)) else {
+        let Some(c) = self.conns.find(qs, qd).and_then(|i| self.conns.get_mut(i)) else {
             return;
         };
         let dir = if qs == c.meta.client {
@@ -504,22 +603,22 @@ impl<O: ConnectionObserver> FlowTable<O> {
     /// The caller decides when (see [`super::SweepClock`]).
     pub fn sweep(&mut self, now: Timestamp, done: &mut dyn FnMut(FinishedConnection<O>)) {
         let (idle, linger) = (self.config.idle_timeout_ns, self.config.closed_linger_ns);
-        let expired: Vec<(Key, FinishReason)> = self
+        let expired: Vec<(usize, FinishReason)> = self
             .conns
             .iter()
-            .filter_map(|(k, c)| {
+            .filter_map(|(i, c)| {
                 let quiet = now.nanos_since(c.last_ts);
                 if c.closed() && quiet > linger {
-                    Some((*k, FinishReason::Closed))
+                    Some((i, FinishReason::Closed))
                 } else if quiet > idle {
-                    Some((*k, FinishReason::Idle))
+                    Some((i, FinishReason::Idle))
                 } else {
                     None
                 }
             })
             .collect();
-        for (k, reason) in expired {
-            if let Some(c) = self.conns.remove(&k) {
+        for (i, reason) in expired {
+            if let Some(c) = self.conns.remove(i) {
                 done(c.finish(reason));
             }
         }
@@ -535,12 +634,12 @@ impl<O: ConnectionObserver> FlowTable<O> {
     /// The smallest first frame of the live connections (results of connections that
     /// started earlier can be released in frame order).
     pub fn min_live_first(&self) -> Option<u64> {
-        self.conns.values().map(|c| c.meta.first.number).min()
+        self.conns.iter().map(|(_, c)| c.meta.first.number).min()
     }
 
     /// Finishes every connection at the end of the capture, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
-        let mut all: Vec<Box<Conn<O>>> = self.conns.drain().map(|(_, c)| c).collect();
+        let mut all = self.conns.drain();
         all.sort_by_key(|c| c.meta.first.number);
         for mut c in all {
             let frame = c.tcp.last.unwrap_or(c.meta.first);
@@ -554,6 +653,146 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 c.streams[d].flush_gap(frame, &mut sink);
             }
             done(c.finish(FinishReason::CaptureEnd));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Endpoints 0..12: four hosts, three ports each.
+    fn ep(id: u8) -> SocketAddr {
+        let host = 1 + id / 3;
+        let port = [1000, 3389, 2000][usize::from(id % 3)];
+        SocketAddr::from(([10, 0, 0, host], port))
+    }
+
+    fn id(a: SocketAddr) -> u8 {
+        (0..12).find(|i| ep(*i) == a).unwrap()
+    }
+
+    /// Checks that every byte it is given was sent along its connection in that direction:
+    /// each payload byte names its sender and receiver.
+    struct Check {
+        meta: ConnMeta,
+        packets: u64,
+    }
+
+    impl ConnectionObserver for Check {
+        fn tcp_event(&mut self, _: TcpEvent, _: Dir, _: FrameRef) {}
+        fn data(&mut self, dir: Dir, bytes: &[u8], _: FrameRef) {
+            let (from, to) = match dir {
+                Dir::ToServer => (self.meta.client, self.meta.server),
+                Dir::ToClient => (self.meta.server, self.meta.client),
+            };
+            let want = id(from) << 4 | id(to);
+            for b in bytes {
+                assert_eq!(
+                    *b, want,
+                    "byte of {:?} given to {:?} {:?}",
+                    b, self.meta, dir
+                );
+            }
+            self.packets += 1;
+        }
+        fn gap(&mut self, _: Dir, _: u64, _: FrameRef) {}
+        fn wants_data(&self, _: Dir) -> bool {
+            true
+        }
+    }
+
+    impl<O> FlowTable<O> {
+        /// The slots, the free list and the index agree.
+        fn check(&self) {
+            let live = self.conns.slots.iter().flatten().count();
+            assert_eq!(live, self.conns.index.len());
+            assert_eq!(live + self.conns.free.len(), self.conns.slots.len());
+            for (k, i) in &self.conns.index {
+                let c = self.conns.slots[*i].as_ref().unwrap();
+                assert_eq!(key(c.meta.client, c.meta.server), *k);
+            }
+            if let Some((a, b, i)) = self.conns.last {
+                let c = self.conns.slots[i].as_ref().unwrap();
+                assert_eq!(key(a, b), key(c.meta.client, c.meta.server));
+            }
+        }
+    }
+
+    /// One step: a segment (source, destination, flags, payload length) or time passing.
+    fn steps() -> impl Strategy<Value = Vec<(u8, u8, u8, usize, bool)>> {
+        let flags = prop::sample::select(vec![
+            tcp_flags::ACK,
+            tcp_flags::ACK,
+            tcp_flags::ACK | tcp_flags::PSH,
+            tcp_flags::SYN,
+            tcp_flags::SYN | tcp_flags::ACK,
+            tcp_flags::FIN | tcp_flags::ACK,
+            tcp_flags::RST,
+        ]);
+        prop::collection::vec(
+            (
+                0u8..12,
+                0u8..12,
+                flags,
+                0usize..4,
+                prop::bool::weighted(0.05),
+            ),
+            1..300,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Bursts, interleaving, both directions, port reuse, sweeps and evictions: every
+        /// byte reaches the connection it was sent on (the remembered last slot never
+        /// stands for another connection), and the table's slots stay consistent.
+        #[test]
+        fn packets_reach_their_connection(steps in steps(), limit in 1usize..6) {
+            let config = FlowConfig {
+                max_connections: limit,
+                idle_timeout_ns: 5_000,
+                closed_linger_ns: 1_000,
+                ..FlowConfig::default()
+            };
+            let mut table: FlowTable<Check> = FlowTable::new(config);
+            let mut seq = std::collections::HashMap::new();
+            let mut finished = 0u64;
+            let mut ts = 0i64;
+            let mut done = |f: FinishedConnection<Check>| finished += f.observer.packets;
+            for (n, (s, d, flags, len, later)) in steps.into_iter().enumerate() {
+                ts += if later { 10_000 } else { 1 };
+                let frame = FrameRef { number: n as u64 + 1, ts: Timestamp(ts) };
+                if later {
+                    table.sweep(frame.ts, &mut done);
+                    table.check();
+                }
+                let (src, dst) = (ep(s), ep(d));
+                let next = seq.entry((s, d)).or_insert(1000u32 * u32::from(s));
+                let payload = vec![s << 4 | d; len];
+                let seg = TcpSegment {
+                    src_port: src.port(),
+                    dst_port: dst.port(),
+                    seq: *next,
+                    ack: 1,
+                    flags,
+                    window: 100,
+                    payload: &payload,
+                };
+                if flags & tcp_flags::SYN != 0 {
+                    *next = next.wrapping_add(1);
+                } else {
+                    *next = next.wrapping_add(len as u32);
+                }
+                table.tcp(src, dst, None, &seg, frame, &mut |m| Check { meta: *m, packets: 0 }, &mut done);
+                table.check();
+                prop_assert!(table.len() <= limit);
+            }
+            table.finish_all(&mut done);
+            prop_assert!(table.is_empty());
+            table.check();
         }
     }
 }
