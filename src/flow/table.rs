@@ -156,8 +156,26 @@ struct Conns<O> {
     free: Vec<usize>,
     /// The slot of each live connection.
     index: super::FlowMap<Key, usize>,
-    /// The addresses of the last packet found and its connection's slot.
-    last: Option<(SocketAddr, SocketAddr, usize)>,
+    /// The last packet found.
+    last: Option<Last>,
+}
+
+/// The last packet found: its addresses, its connection's slot and its direction.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    src: SocketAddr,
+    dst: SocketAddr,
+    slot: usize,
+    dir: Dir,
+}
+
+/// The direction of a packet from `src` on a connection opened by `client`.
+fn dir_from(src: SocketAddr, client: SocketAddr) -> Dir {
+    if src == client {
+        Dir::ToServer
+    } else {
+        Dir::ToClient
+    }
 }
 
 impl<O> Conns<O> {
@@ -174,12 +192,16 @@ impl<O> Conns<O> {
         self.index.len()
     }
 
-    /// The slot of the connection of a packet from `src` to `dst`.
+    /// The slot of the connection of a packet from `src` to `dst`, and the packet's
+    /// direction on it.
     #[inline]
-    fn find(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
-        if let Some((a, b, i)) = &self.last {
-            if (*a == src && *b == dst) || (*a == dst && *b == src) {
-                return Some(*i);
+    fn find(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, Dir)> {
+        if let Some(l) = &self.last {
+            if l.src == src && l.dst == dst {
+                return Some((l.slot, l.dir));
+            }
+            if l.src == dst && l.dst == src {
+                return Some((l.slot, l.dir.reverse()));
             }
         }
         self.find_by_key(src, dst)
@@ -187,10 +209,16 @@ impl<O> Conns<O> {
 
     /// [`Conns::find`] through the hash map.
     #[inline(never)]
-    fn find_by_key(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
-        let i = *self.index.get(&key(src, dst))?;
-        self.last = Some((src, dst, i));
-        Some(i)
+    fn find_by_key(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, Dir)> {
+        let slot = *self.index.get(&key(src, dst))?;
+        let dir = dir_from(src, self.slots.get(slot)?.as_ref()?.meta.client);
+        self.last = Some(Last {
+            src,
+            dst,
+            slot,
+            dir,
+        });
+        Some((slot, dir))
     }
 
     fn get_mut(&mut self, i: usize) -> Option<&mut Conn<O>> {
@@ -198,8 +226,15 @@ impl<O> Conns<O> {
     }
 
     /// Adds a connection under `k` (no connection may hold it) for a packet from `src` to
-    /// `dst`; returns its slot.
-    fn insert(&mut self, k: Key, conn: Box<Conn<O>>, src: SocketAddr, dst: SocketAddr) -> usize {
+    /// `dst`; returns its slot and the packet's direction.
+    fn insert(
+        &mut self,
+        k: Key,
+        conn: Box<Conn<O>>,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> (usize, Dir) {
+        let dir = dir_from(src, conn.meta.client);
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.slots.get_mut(i) {
@@ -213,8 +248,13 @@ impl<O> Conns<O> {
             }
         };
         self.index.insert(k, i);
-        self.last = Some((src, dst, i));
-        i
+        self.last = Some(Last {
+            src,
+            dst,
+            slot: i,
+            dir,
+        });
+        (i, dir)
     }
 
     /// Takes the connection in slot `i` out of the table.
@@ -222,7 +262,7 @@ impl<O> Conns<O> {
         let c = self.slots.get_mut(i)?.take()?;
         self.index.remove(&key(c.meta.client, c.meta.server));
         self.free.push(i);
-        if self.last.is_some_and(|(.., l)| l == i) {
+        if self.last.is_some_and(|l| l.slot == i) {
             self.last = None;
         }
         Some(c)
@@ -300,17 +340,17 @@ impl<O: ConnectionObserver> FlowTable<O> {
         let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         // Fast path, one lookup: a packet of a known connection (not a new SYN reusing it).
         let found = self.conns.find(src, dst);
-        if let Some(c) = found.and_then(|i| self.conns.get_mut(i)) {
+        if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
             let reuse = is_syn && {
                 let same_attempt =
                     c.meta.client == src && c.client_isn.map_or(true, |i| i == seg.seq);
                 !same_attempt || (c.closed() && c.client_isn != Some(seg.seq))
             };
             if !reuse {
-                Self::update(c, src, seg, frame);
+                Self::update(c, dir, seg, frame);
                 return;
             }
-            if let Some(old) = found.and_then(|i| self.conns.remove(i)) {
+            if let Some(old) = found.and_then(|(i, _)| self.conns.remove(i)) {
                 done(old.finish(FinishReason::PortReuse));
             }
         }
@@ -350,9 +390,9 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 server_isn: None,
                 last_ts: frame.ts,
             });
-            let i = self.conns.insert(key(src, dst), conn, src, dst);
+            let (i, dir) = self.conns.insert(key(src, dst), conn, src, dst);
             if let Some(c) = self.conns.get_mut(i) {
-                Self::update(c, src, seg, frame);
+                Self::update(c, dir, seg, frame);
             }
         }
     }
@@ -408,12 +448,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
     /// One segment of a known connection. The common segment (ACK, maybe payload, no
     /// SYN/FIN/RST, open window) runs straight through; the rest is out of line, in the
     /// same order of observer events.
-    fn update(c: &mut Conn<O>, src: SocketAddr, seg: &TcpSegment<'_>, frame: FrameRef) {
-        let dir = if src == c.meta.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
-        };
+    fn update(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
         let d = dir.index();
         c.last_ts = frame.ts;
         c.tcp.last = Some(frame);
@@ -576,13 +611,11 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
         let qs = SocketAddr::new(error.quoted_src, error.quoted_src_port);
         let qd = SocketAddr::new(error.quoted_dst, error.quoted_dst_port);
-        let Some(c) = self.conns.find(qs, qd).and_then(|i| self.conns.get_mut(i)) else {
+        let Some((i, dir)) = self.conns.find(qs, qd) else {
             return;
         };
-        let dir = if qs == c.meta.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
         };
         c.last_ts = frame.ts;
         c.tcp.last = Some(frame);
@@ -713,9 +746,10 @@ mod tests {
                 let c = self.conns.slots[*i].as_ref().unwrap();
                 assert_eq!(key(c.meta.client, c.meta.server), *k);
             }
-            if let Some((a, b, i)) = self.conns.last {
-                let c = self.conns.slots[i].as_ref().unwrap();
-                assert_eq!(key(a, b), key(c.meta.client, c.meta.server));
+            if let Some(l) = self.conns.last {
+                let c = self.conns.slots[l.slot].as_ref().unwrap();
+                assert_eq!(key(l.src, l.dst), key(c.meta.client, c.meta.server));
+                assert_eq!(l.dir, dir_from(l.src, c.meta.client));
             }
         }
     }
