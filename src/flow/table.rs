@@ -338,8 +338,34 @@ impl<O: ConnectionObserver> FlowTable<O> {
         done: &mut dyn FnMut(FinishedConnection<O>),
     ) {
         let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
-        // Fast path, one lookup: a packet of a known connection (not a new SYN reusing it).
+        // Fast path, one lookup: a packet of a known connection (not a new SYN, which may
+        // reuse its addresses).
         let found = self.conns.find(src, dst);
+        if !is_syn {
+            if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
+                Self::update(c, dir, seg, frame);
+                return;
+            }
+        }
+        self.tcp_other(src, dst, vlan, seg, frame, found, new_observer, done);
+    }
+
+    /// [`FlowTable::tcp`] for a SYN or a packet of no known connection: port reuse, a new
+    /// connection, or nothing.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn tcp_other(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        vlan: Option<u16>,
+        seg: &TcpSegment<'_>,
+        frame: FrameRef,
+        found: Option<(usize, Dir)>,
+        new_observer: &mut dyn FnMut(&ConnMeta) -> O,
+        done: &mut dyn FnMut(FinishedConnection<O>),
+    ) {
+        let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
             let reuse = is_syn && {
                 let same_attempt =
@@ -354,46 +380,44 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 done(old.finish(FinishReason::PortReuse));
             }
         }
-        {
-            // A lone ACK, FIN or RST of a connection not in the table (its start was not
-            // captured, or it was already finished as idle) says nothing worth a verdict;
-            // a SYN+ACK does (a half-open scan), and so does payload.
-            let interesting = seg.has(tcp_flags::SYN) || !seg.payload.is_empty();
-            if !interesting {
-                return;
-            }
-            let client_is_src = self.orient(src, dst, seg);
-            let (client, server) = if client_is_src {
-                (src, dst)
-            } else {
-                (dst, src)
-            };
-            let meta = ConnMeta {
-                client,
-                server,
-                vlan,
-                first: frame,
-                saw_syn: is_syn,
-            };
-            if self.conns.len() >= self.config.max_connections.max(1) {
-                self.evict(done);
-            }
-            let observer = new_observer(&meta);
-            let max = self.config.max_buffered_per_dir;
-            self.created += 1;
-            let conn = Box::new(Conn {
-                meta,
-                tcp: TcpStats::default(),
-                observer,
-                streams: [Reassembler::new(max), Reassembler::new(max)],
-                client_isn: None,
-                server_isn: None,
-                last_ts: frame.ts,
-            });
-            let (i, dir) = self.conns.insert(key(src, dst), conn, src, dst);
-            if let Some(c) = self.conns.get_mut(i) {
-                Self::update(c, dir, seg, frame);
-            }
+        // A lone ACK, FIN or RST of a connection not in the table (its start was not
+        // captured, or it was already finished as idle) says nothing worth a verdict;
+        // a SYN+ACK does (a half-open scan), and so does payload.
+        let interesting = seg.has(tcp_flags::SYN) || !seg.payload.is_empty();
+        if !interesting {
+            return;
+        }
+        let client_is_src = self.orient(src, dst, seg);
+        let (client, server) = if client_is_src {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let meta = ConnMeta {
+            client,
+            server,
+            vlan,
+            first: frame,
+            saw_syn: is_syn,
+        };
+        if self.conns.len() >= self.config.max_connections.max(1) {
+            self.evict(done);
+        }
+        let observer = new_observer(&meta);
+        let max = self.config.max_buffered_per_dir;
+        self.created += 1;
+        let conn = Box::new(Conn {
+            meta,
+            tcp: TcpStats::default(),
+            observer,
+            streams: [Reassembler::new(max), Reassembler::new(max)],
+            client_isn: None,
+            server_isn: None,
+            last_ts: frame.ts,
+        });
+        let (i, dir) = self.conns.insert(key(src, dst), conn, src, dst);
+        if let Some(c) = self.conns.get_mut(i) {
+            Self::update(c, dir, seg, frame);
         }
     }
 
