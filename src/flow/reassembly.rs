@@ -107,6 +107,11 @@ impl Reassembler {
         if payload.is_empty() {
             return SegmentKind::Empty;
         }
+        // The common case: the next bytes in order, nothing buffered.
+        if self.next_seq == Some(seq) && self.pending.is_empty() {
+            self.deliver(payload, frame, sink);
+            return SegmentKind::New;
+        }
         let next = *self.next_seq.get_or_insert(seq);
         let delta = self.delta(next, seq);
         let len = payload.len() as i64;
@@ -121,7 +126,9 @@ impl Reassembler {
                 // Bytes already buffered arrived first and win over this copy.
                 self.buffer(self.next_offset, new, frame);
             }
-            self.drain(sink);
+            if !self.pending.is_empty() {
+                self.drain(sink);
+            }
             return if delta < 0 {
                 SegmentKind::Overlap
             } else {
@@ -180,6 +187,12 @@ impl Reassembler {
                 },
             );
         }
+    }
+
+    /// Whether out-of-order bytes are buffered (an ACK can then declare a gap).
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that were never seen are lost

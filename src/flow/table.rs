@@ -145,12 +145,154 @@ impl<O: ConnectionObserver> StreamSink for DirSink<'_, O> {
     }
 }
 
+/// The live connections: boxed in slots, found by key through a hash map, or, for a packet
+/// of the same connection as the one before (most packets: bursts of one connection's
+/// segments), through the remembered slot of the last one without hashing.
+struct Conns<O> {
+    /// Boxed: a connection is a few KiB, and the slots' slack and growth then cost only a
+    /// pointer each.
+    slots: Vec<Option<Box<Conn<O>>>>,
+    /// Empty slots, reused first (the slot count stays at the most connections live at once).
+    free: Vec<usize>,
+    /// The slot of each live connection.
+    index: super::FlowMap<Key, usize>,
+    /// The last packet found.
+    last: Option<Last>,
+}
+
+/// The last packet found: its addresses, its connection's slot and its direction.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    src: SocketAddr,
+    dst: SocketAddr,
+    slot: usize,
+    dir: Dir,
+}
+
+/// The direction of a packet from `src` on a connection opened by `client`.
+fn dir_from(src: SocketAddr, client: SocketAddr) -> Dir {
+    if src == client {
+        Dir::ToServer
+    } else {
+        Dir::ToClient
+    }
+}
+
+impl<O> Conns<O> {
+    fn new() -> Self {
+        Conns {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: super::FlowMap::default(),
+            last: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The slot of the connection of a packet from `src` to `dst`, and the packet's
+    /// direction on it.
+    #[inline]
+    fn find(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, Dir)> {
+        if let Some(l) = &self.last {
+            if l.src == src && l.dst == dst {
+                return Some((l.slot, l.dir));
+            }
+            if l.src == dst && l.dst == src {
+                return Some((l.slot, l.dir.reverse()));
+            }
+        }
+        self.find_by_key(src, dst)
+    }
+
+    /// [`Conns::find`] through the hash map.
+    #[inline(never)]
+    fn find_by_key(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, Dir)> {
+        let slot = *self.index.get(&key(src, dst))?;
+        let dir = dir_from(src, self.slots.get(slot)?.as_ref()?.meta.client);
+        self.last = Some(Last {
+            src,
+            dst,
+            slot,
+            dir,
+        });
+        Some((slot, dir))
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Conn<O>> {
+        self.slots.get_mut(i)?.as_deref_mut()
+    }
+
+    /// Adds a connection under `k` (no connection may hold it) for a packet from `src` to
+    /// `dst`; returns its slot and the packet's direction.
+    fn insert(
+        &mut self,
+        k: Key,
+        conn: Box<Conn<O>>,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> (usize, Dir) {
+        let dir = dir_from(src, conn.meta.client);
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    *slot = Some(conn);
+                }
+                i
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(k, i);
+        self.last = Some(Last {
+            src,
+            dst,
+            slot: i,
+            dir,
+        });
+        (i, dir)
+    }
+
+    /// Takes the connection in slot `i` out of the table.
+    fn remove(&mut self, i: usize) -> Option<Box<Conn<O>>> {
+        let c = self.slots.get_mut(i)?.take()?;
+        self.index.remove(&key(c.meta.client, c.meta.server));
+        self.free.push(i);
+        if self.last.is_some_and(|l| l.slot == i) {
+            self.last = None;
+        }
+        Some(c)
+    }
+
+    /// The live connections with their slots.
+    fn iter(&self) -> impl Iterator<Item = (usize, &Conn<O>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.as_deref()?)))
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Conn<O>> {
+        self.slots.iter_mut().filter_map(|c| c.as_deref_mut())
+    }
+
+    /// Takes every connection out.
+    fn drain(&mut self) -> Vec<Box<Conn<O>>> {
+        self.index.clear();
+        self.free.clear();
+        self.last = None;
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
 /// The table of live TCP connections.
 pub struct FlowTable<O> {
     config: FlowConfig,
-    /// Boxed: a connection is a few KiB, and the map's slack and growth then cost only
-    /// a pointer per slot.
-    conns: super::FlowMap<Key, Box<Conn<O>>>,
+    conns: Conns<O>,
     /// Connections created so far.
     pub created: u64,
     /// Connections evicted because the table was full ([`FlowConfig::max_connections`]).
@@ -162,7 +304,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
     pub fn new(config: FlowConfig) -> Self {
         FlowTable {
             config,
-            conns: super::FlowMap::default(),
+            conns: Conns::new(),
             created: 0,
             evicted: 0,
         }
@@ -175,7 +317,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
 
     /// Whether no connection is live.
     pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
+        self.conns.len() == 0
     }
 
     fn is_rdp_port(&self, port: u16) -> bool {
@@ -195,67 +337,88 @@ impl<O: ConnectionObserver> FlowTable<O> {
         new_observer: &mut dyn FnMut(&ConnMeta) -> O,
         done: &mut dyn FnMut(FinishedConnection<O>),
     ) {
-        let k = key(src, dst);
         let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
-        // Fast path, one lookup: a packet of a known connection (not a new SYN reusing it).
-        if let Some(c) = self.conns.get_mut(&k) {
+        // Fast path, one lookup: a packet of a known connection (not a new SYN, which may
+        // reuse its addresses).
+        let found = self.conns.find(src, dst);
+        if !is_syn {
+            if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
+                Self::update(c, dir, seg, frame);
+                return;
+            }
+        }
+        self.tcp_other(src, dst, vlan, seg, frame, found, new_observer, done);
+    }
+
+    /// [`FlowTable::tcp`] for a SYN or a packet of no known connection: port reuse, a new
+    /// connection, or nothing.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn tcp_other(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        vlan: Option<u16>,
+        seg: &TcpSegment<'_>,
+        frame: FrameRef,
+        found: Option<(usize, Dir)>,
+        new_observer: &mut dyn FnMut(&ConnMeta) -> O,
+        done: &mut dyn FnMut(FinishedConnection<O>),
+    ) {
+        let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
+        if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
             let reuse = is_syn && {
                 let same_attempt =
                     c.meta.client == src && c.client_isn.map_or(true, |i| i == seg.seq);
                 !same_attempt || (c.closed() && c.client_isn != Some(seg.seq))
             };
             if !reuse {
-                Self::update(c, src, seg, frame);
+                Self::update(c, dir, seg, frame);
                 return;
             }
-            if let Some(old) = self.conns.remove(&k) {
+            if let Some(old) = found.and_then(|(i, _)| self.conns.remove(i)) {
                 done(old.finish(FinishReason::PortReuse));
             }
         }
-        {
-            // A lone ACK, FIN or RST of a connection not in the table (its start was not
-            // captured, or it was already finished as idle) says nothing worth a verdict;
-            // a SYN+ACK does (a half-open scan), and so does payload.
-            let interesting = seg.has(tcp_flags::SYN) || !seg.payload.is_empty();
-            if !interesting {
-                return;
-            }
-            let client_is_src = self.orient(src, dst, seg);
-            let (client, server) = if client_is_src {
-                (src, dst)
-            } else {
-                (dst, src)
-            };
-            let meta = ConnMeta {
-                client,
-                server,
-                vlan,
-                first: frame,
-                saw_syn: is_syn,
-            };
-            if self.conns.len() >= self.config.max_connections.max(1) {
-                self.evict(done);
-            }
-            let observer = new_observer(&meta);
-            let max = self.config.max_buffered_per_dir;
-            self.created += 1;
-            self.conns.insert(
-                k,
-                Box::new(Conn {
-                    meta,
-                    tcp: TcpStats::default(),
-                    observer,
-                    streams: [Reassembler::new(max), Reassembler::new(max)],
-                    client_isn: None,
-                    server_isn: None,
-                    last_ts: frame.ts,
-                }),
-            );
-        }
-        let Some(c) = self.conns.get_mut(&k) else {
+        // A lone ACK, FIN or RST of a connection not in the table (its start was not
+        // captured, or it was already finished as idle) says nothing worth a verdict;
+        // a SYN+ACK does (a half-open scan), and so does payload.
+        let interesting = seg.has(tcp_flags::SYN) || !seg.payload.is_empty();
+        if !interesting {
             return;
+        }
+        let client_is_src = self.orient(src, dst, seg);
+        let (client, server) = if client_is_src {
+            (src, dst)
+        } else {
+            (dst, src)
         };
-        Self::update(c, src, seg, frame);
+        let meta = ConnMeta {
+            client,
+            server,
+            vlan,
+            first: frame,
+            saw_syn: is_syn,
+        };
+        if self.conns.len() >= self.config.max_connections.max(1) {
+            self.evict(done);
+        }
+        let observer = new_observer(&meta);
+        let max = self.config.max_buffered_per_dir;
+        self.created += 1;
+        let conn = Box::new(Conn {
+            meta,
+            tcp: TcpStats::default(),
+            observer,
+            streams: [Reassembler::new(max), Reassembler::new(max)],
+            client_isn: None,
+            server_isn: None,
+            last_ts: frame.ts,
+        });
+        let (i, dir) = self.conns.insert(key(src, dst), conn, src, dst);
+        if let Some(c) = self.conns.get_mut(i) {
+            Self::update(c, dir, seg, frame);
+        }
     }
 
     /// Makes room for one more connection: evicts the connections whose client stream is
@@ -270,10 +433,10 @@ impl<O: ConnectionObserver> FlowTable<O> {
         if n == 0 {
             return;
         }
-        let mut order: Vec<(bool, Timestamp, u64, Key)> = self
+        let mut order: Vec<(bool, Timestamp, u64, usize)> = self
             .conns
             .iter()
-            .map(|(k, c)| (c.wants_data(), c.last_ts, c.meta.first.number, *k))
+            .map(|(i, c)| (c.wants_data(), c.last_ts, c.meta.first.number, i))
             .collect();
         if n < order.len() {
             order.select_nth_unstable(n - 1);
@@ -281,8 +444,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
         // Diagnosed in order of first frame, like every other batch of finished connections.
         order.sort_unstable_by_key(|e| e.2);
-        for (.., k) in order {
-            if let Some(c) = self.conns.remove(&k) {
+        for (.., i) in order {
+            if let Some(c) = self.conns.remove(i) {
                 self.evicted += 1;
                 done(c.finish(FinishReason::Evicted { limit }));
             }
@@ -306,53 +469,32 @@ impl<O: ConnectionObserver> FlowTable<O> {
         dst.port() <= src.port()
     }
 
-    fn update(c: &mut Conn<O>, src: SocketAddr, seg: &TcpSegment<'_>, frame: FrameRef) {
-        let dir = if src == c.meta.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
-        };
+    /// One segment of a known connection. The common segment (ACK, maybe payload, no
+    /// SYN/FIN/RST, open window) runs straight through; the rest is out of line, in the
+    /// same order of observer events.
+    fn update(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
         let d = dir.index();
         c.last_ts = frame.ts;
         c.tcp.last = Some(frame);
         c.tcp.packets[d] += 1;
         let syn = seg.has(tcp_flags::SYN);
-        if syn && !seg.has(tcp_flags::ACK) && dir == Dir::ToServer {
-            let retransmit = !c.tcp.syn.is_empty();
-            if c.tcp.syn.len() < MAX_FRAMES_PER_KIND {
-                c.tcp.syn.push(frame);
-            }
-            c.client_isn = Some(seg.seq);
-            c.streams[0].set_isn(seg.seq);
-            c.observer
-                .tcp_event(TcpEvent::Syn { retransmit }, dir, frame);
-        } else if syn && seg.has(tcp_flags::ACK) && dir == Dir::ToClient {
-            let retransmit = !c.tcp.syn_ack.is_empty();
-            if c.tcp.syn_ack.len() < MAX_FRAMES_PER_KIND {
-                c.tcp.syn_ack.push(frame);
-            }
-            c.server_isn = Some(seg.seq);
-            c.streams[1].set_isn(seg.seq);
-            c.observer
-                .tcp_event(TcpEvent::SynAck { retransmit }, dir, frame);
+        if syn {
+            Self::syn(c, dir, seg, frame);
         }
+        // SYN or RST: no stream bytes to account for.
+        let streamless = seg.flags & (tcp_flags::SYN | tcp_flags::RST) != 0;
         if seg.has(tcp_flags::ACK) {
             let peer = dir.reverse().index();
-            if !syn
-                && dir == Dir::ToServer
-                && c.tcp.established.is_none()
-                && c.server_isn
-                    .is_some_and(|isn| seg.ack == isn.wrapping_add(1))
-            {
-                c.tcp.established = Some(frame);
-                c.observer.tcp_event(TcpEvent::Established, dir, frame);
+            if !syn && dir == Dir::ToServer && c.tcp.established.is_none() {
+                Self::maybe_established(c, seg, frame);
             }
             let newer =
                 c.tcp.highest_ack[peer].map_or(true, |a| (seg.ack.wrapping_sub(a) as i32) > 0);
             if newer {
                 c.tcp.highest_ack[peer] = Some(seg.ack);
             }
-            if !syn && !seg.has(tcp_flags::RST) {
+            // acked() does nothing unless bytes are buffered out of order.
+            if !streamless && c.streams[peer].has_pending() {
                 let stream = &mut c.streams[peer];
                 let mut sink = DirSink {
                     observer: &mut c.observer,
@@ -362,7 +504,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 stream.acked(seg.ack, frame, &mut sink);
             }
         }
-        if !syn && !seg.has(tcp_flags::RST) {
+        if !streamless {
             let end = seg.seq.wrapping_add(seg.payload.len() as u32);
             if c.tcp.seq_jump[d].is_none()
                 && c.streams[d]
@@ -375,11 +517,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
             if higher {
                 c.tcp.highest_seq[d] = Some(end);
             }
-        }
-        if seg.window == 0 && !syn && !seg.has(tcp_flags::RST) {
-            c.tcp.zero_windows[d] += 1;
-            if c.tcp.zero_windows[d] == 1 {
-                c.observer.tcp_event(TcpEvent::ZeroWindow, dir, frame);
+            if seg.window == 0 {
+                Self::zero_window(c, dir, frame);
             }
         }
         if !seg.payload.is_empty() && !syn {
@@ -397,19 +536,86 @@ impl<O: ConnectionObserver> FlowTable<O> {
             };
             let kind = stream.segment(seg.seq, seg.payload, frame, &mut sink);
             if kind == SegmentKind::Retransmission {
-                c.tcp.retransmissions[d] += 1;
-                if c.tcp.retransmits.len() < 2 * MAX_FRAMES_PER_KIND {
-                    c.tcp.retransmits.push(Retransmit {
-                        dir,
-                        frame,
-                        seq_end: seg.seq.wrapping_add(len),
-                        len,
-                    });
-                }
-                c.observer
-                    .tcp_event(TcpEvent::Retransmission { len }, dir, frame);
+                Self::retransmission(c, dir, seg, frame);
             }
         }
+        if seg.flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+            Self::fin_rst(c, dir, seg, frame);
+        }
+    }
+
+    /// A SYN (the client's) or SYN+ACK (the server's): ISN and events.
+    #[cold]
+    #[inline(never)]
+    fn syn(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
+        if !seg.has(tcp_flags::ACK) && dir == Dir::ToServer {
+            let retransmit = !c.tcp.syn.is_empty();
+            if c.tcp.syn.len() < MAX_FRAMES_PER_KIND {
+                c.tcp.syn.push(frame);
+            }
+            c.client_isn = Some(seg.seq);
+            c.streams[0].set_isn(seg.seq);
+            c.observer
+                .tcp_event(TcpEvent::Syn { retransmit }, dir, frame);
+        } else if seg.has(tcp_flags::ACK) && dir == Dir::ToClient {
+            let retransmit = !c.tcp.syn_ack.is_empty();
+            if c.tcp.syn_ack.len() < MAX_FRAMES_PER_KIND {
+                c.tcp.syn_ack.push(frame);
+            }
+            c.server_isn = Some(seg.seq);
+            c.streams[1].set_isn(seg.seq);
+            c.observer
+                .tcp_event(TcpEvent::SynAck { retransmit }, dir, frame);
+        }
+    }
+
+    /// The client's ACK of the server's SYN+ACK completes the handshake.
+    #[cold]
+    #[inline(never)]
+    fn maybe_established(c: &mut Conn<O>, seg: &TcpSegment<'_>, frame: FrameRef) {
+        if c.server_isn
+            .is_some_and(|isn| seg.ack == isn.wrapping_add(1))
+        {
+            c.tcp.established = Some(frame);
+            c.observer
+                .tcp_event(TcpEvent::Established, Dir::ToServer, frame);
+        }
+    }
+
+    /// A zero window advertised (not on a SYN or RST).
+    #[cold]
+    #[inline(never)]
+    fn zero_window(c: &mut Conn<O>, dir: Dir, frame: FrameRef) {
+        let d = dir.index();
+        c.tcp.zero_windows[d] += 1;
+        if c.tcp.zero_windows[d] == 1 {
+            c.observer.tcp_event(TcpEvent::ZeroWindow, dir, frame);
+        }
+    }
+
+    /// Payload entirely before the delivery point.
+    #[cold]
+    #[inline(never)]
+    fn retransmission(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
+        let len = seg.payload.len() as u32;
+        c.tcp.retransmissions[dir.index()] += 1;
+        if c.tcp.retransmits.len() < 2 * MAX_FRAMES_PER_KIND {
+            c.tcp.retransmits.push(Retransmit {
+                dir,
+                frame,
+                seq_end: seg.seq.wrapping_add(len),
+                len,
+            });
+        }
+        c.observer
+            .tcp_event(TcpEvent::Retransmission { len }, dir, frame);
+    }
+
+    /// FIN (the first of a direction) and RST, in that order.
+    #[cold]
+    #[inline(never)]
+    fn fin_rst(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
+        let d = dir.index();
         if seg.has(tcp_flags::FIN) && c.tcp.fin[d].is_none() {
             c.tcp.fin[d] = Some(frame);
             c.observer.tcp_event(TcpEvent::Fin, dir, frame);
@@ -429,13 +635,11 @@ impl<O: ConnectionObserver> FlowTable<O> {
         }
         let qs = SocketAddr::new(error.quoted_src, error.quoted_src_port);
         let qd = SocketAddr::new(error.quoted_dst, error.quoted_dst_port);
-        let Some(c) = self.conns.get_mut(&key(qs, qd)) else {
+        let Some((i, dir)) = self.conns.find(qs, qd) else {
             return;
         };
-        let dir = if qs == c.meta.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
         };
         c.last_ts = frame.ts;
         c.tcp.last = Some(frame);
@@ -456,22 +660,22 @@ impl<O: ConnectionObserver> FlowTable<O> {
     /// The caller decides when (see [`super::SweepClock`]).
     pub fn sweep(&mut self, now: Timestamp, done: &mut dyn FnMut(FinishedConnection<O>)) {
         let (idle, linger) = (self.config.idle_timeout_ns, self.config.closed_linger_ns);
-        let expired: Vec<(Key, FinishReason)> = self
+        let expired: Vec<(usize, FinishReason)> = self
             .conns
             .iter()
-            .filter_map(|(k, c)| {
+            .filter_map(|(i, c)| {
                 let quiet = now.nanos_since(c.last_ts);
                 if c.closed() && quiet > linger {
-                    Some((*k, FinishReason::Closed))
+                    Some((i, FinishReason::Closed))
                 } else if quiet > idle {
-                    Some((*k, FinishReason::Idle))
+                    Some((i, FinishReason::Idle))
                 } else {
                     None
                 }
             })
             .collect();
-        for (k, reason) in expired {
-            if let Some(c) = self.conns.remove(&k) {
+        for (i, reason) in expired {
+            if let Some(c) = self.conns.remove(i) {
                 done(c.finish(reason));
             }
         }
@@ -487,7 +691,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
     /// The smallest first frame of the live connections (results of connections that
     /// started earlier can be released in frame order).
     pub fn min_live_first(&self) -> Option<u64> {
-        self.conns.values().map(|c| c.meta.first.number).min()
+        self.conns.iter().map(|(_, c)| c.meta.first.number).min()
     }
 
     /// The endpoints of every live connection, in no particular order.
@@ -497,7 +701,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
 
     /// Finishes every connection at the end of the capture, in order of first frame.
     pub fn finish_all(&mut self, done: &mut dyn FnMut(FinishedConnection<O>)) {
-        let mut all: Vec<Box<Conn<O>>> = self.conns.drain().map(|(_, c)| c).collect();
+        let mut all = self.conns.drain();
         all.sort_by_key(|c| c.meta.first.number);
         for mut c in all {
             let frame = c.tcp.last.unwrap_or(c.meta.first);
@@ -511,6 +715,147 @@ impl<O: ConnectionObserver> FlowTable<O> {
                 c.streams[d].flush_gap(frame, &mut sink);
             }
             done(c.finish(FinishReason::CaptureEnd));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Endpoints 0..12: four hosts, three ports each.
+    fn ep(id: u8) -> SocketAddr {
+        let host = 1 + id / 3;
+        let port = [1000, 3389, 2000][usize::from(id % 3)];
+        SocketAddr::from(([10, 0, 0, host], port))
+    }
+
+    fn id(a: SocketAddr) -> u8 {
+        (0..12).find(|i| ep(*i) == a).unwrap()
+    }
+
+    /// Checks that every byte it is given was sent along its connection in that direction:
+    /// each payload byte names its sender and receiver.
+    struct Check {
+        meta: ConnMeta,
+        packets: u64,
+    }
+
+    impl ConnectionObserver for Check {
+        fn tcp_event(&mut self, _: TcpEvent, _: Dir, _: FrameRef) {}
+        fn data(&mut self, dir: Dir, bytes: &[u8], _: FrameRef) {
+            let (from, to) = match dir {
+                Dir::ToServer => (self.meta.client, self.meta.server),
+                Dir::ToClient => (self.meta.server, self.meta.client),
+            };
+            let want = id(from) << 4 | id(to);
+            for b in bytes {
+                assert_eq!(
+                    *b, want,
+                    "byte of {:?} given to {:?} {:?}",
+                    b, self.meta, dir
+                );
+            }
+            self.packets += 1;
+        }
+        fn gap(&mut self, _: Dir, _: u64, _: FrameRef) {}
+        fn wants_data(&self, _: Dir) -> bool {
+            true
+        }
+    }
+
+    impl<O> FlowTable<O> {
+        /// The slots, the free list and the index agree.
+        fn check(&self) {
+            let live = self.conns.slots.iter().flatten().count();
+            assert_eq!(live, self.conns.index.len());
+            assert_eq!(live + self.conns.free.len(), self.conns.slots.len());
+            for (k, i) in &self.conns.index {
+                let c = self.conns.slots[*i].as_ref().unwrap();
+                assert_eq!(key(c.meta.client, c.meta.server), *k);
+            }
+            if let Some(l) = self.conns.last {
+                let c = self.conns.slots[l.slot].as_ref().unwrap();
+                assert_eq!(key(l.src, l.dst), key(c.meta.client, c.meta.server));
+                assert_eq!(l.dir, dir_from(l.src, c.meta.client));
+            }
+        }
+    }
+
+    /// One step: a segment (source, destination, flags, payload length) or time passing.
+    fn steps() -> impl Strategy<Value = Vec<(u8, u8, u8, usize, bool)>> {
+        let flags = prop::sample::select(vec![
+            tcp_flags::ACK,
+            tcp_flags::ACK,
+            tcp_flags::ACK | tcp_flags::PSH,
+            tcp_flags::SYN,
+            tcp_flags::SYN | tcp_flags::ACK,
+            tcp_flags::FIN | tcp_flags::ACK,
+            tcp_flags::RST,
+        ]);
+        prop::collection::vec(
+            (
+                0u8..12,
+                0u8..12,
+                flags,
+                0usize..4,
+                prop::bool::weighted(0.05),
+            ),
+            1..300,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Bursts, interleaving, both directions, port reuse, sweeps and evictions: every
+        /// byte reaches the connection it was sent on (the remembered last slot never
+        /// stands for another connection), and the table's slots stay consistent.
+        #[test]
+        fn packets_reach_their_connection(steps in steps(), limit in 1usize..6) {
+            let config = FlowConfig {
+                max_connections: limit,
+                idle_timeout_ns: 5_000,
+                closed_linger_ns: 1_000,
+                ..FlowConfig::default()
+            };
+            let mut table: FlowTable<Check> = FlowTable::new(config);
+            let mut seq = std::collections::HashMap::new();
+            let mut finished = 0u64;
+            let mut ts = 0i64;
+            let mut done = |f: FinishedConnection<Check>| finished += f.observer.packets;
+            for (n, (s, d, flags, len, later)) in steps.into_iter().enumerate() {
+                ts += if later { 10_000 } else { 1 };
+                let frame = FrameRef { number: n as u64 + 1, ts: Timestamp(ts) };
+                if later {
+                    table.sweep(frame.ts, &mut done);
+                    table.check();
+                }
+                let (src, dst) = (ep(s), ep(d));
+                let next = seq.entry((s, d)).or_insert(1000u32 * u32::from(s));
+                let payload = vec![s << 4 | d; len];
+                let seg = TcpSegment {
+                    src_port: src.port(),
+                    dst_port: dst.port(),
+                    seq: *next,
+                    ack: 1,
+                    flags,
+                    window: 100,
+                    payload: &payload,
+                };
+                if flags & tcp_flags::SYN != 0 {
+                    *next = next.wrapping_add(1);
+                } else {
+                    *next = next.wrapping_add(len as u32);
+                }
+                table.tcp(src, dst, None, &seg, frame, &mut |m| Check { meta: *m, packets: 0 }, &mut done);
+                table.check();
+                prop_assert!(table.len() <= limit);
+            }
+            table.finish_all(&mut done);
+            prop_assert!(table.is_empty());
+            table.check();
         }
     }
 }

@@ -78,24 +78,19 @@ pub struct RecordHeader {
     pub len: u16,
 }
 
-fn record_header(i: &[u8]) -> IResult<&[u8], RecordHeader> {
-    let (i, content_type) = be_u8(i)?;
-    let (i, version) = be_u16(i)?;
-    let (i, len) = be_u16(i)?;
-    Ok((
-        i,
-        RecordHeader {
-            content_type,
-            version,
-            len,
-        },
-    ))
-}
-
 /// Reads a TLS record header (RFC 8446 §5.1): `None` under 5 bytes, for a content type outside
 /// 20..=24, a major version other than 3, or a length above [`MAX_RECORD_LEN`].
+#[inline]
 pub fn parse_record_header(i: &[u8]) -> Option<RecordHeader> {
-    let (_, h) = record_header(i).ok()?;
+    // Read once per record of every TLS connection: five fixed bytes, no parser combinators.
+    let &[content_type, major, minor, len_hi, len_lo, ..] = i else {
+        return None;
+    };
+    let h = RecordHeader {
+        content_type,
+        version: u16::from_be_bytes([major, minor]),
+        len: u16::from_be_bytes([len_hi, len_lo]),
+    };
     let plausible = (content_type::CHANGE_CIPHER_SPEC..=content_type::HEARTBEAT)
         .contains(&h.content_type)
         && h.version >> 8 == 3
@@ -221,6 +216,13 @@ pub enum Handshake {
 ///
 /// Trailing bytes after the declared length are ignored.
 pub fn parse_handshake(msg: &[u8]) -> Result<Handshake, ParseError> {
+    parse_handshake_cached(msg, &mut CertCache::new(0))
+}
+
+/// [`parse_handshake`] with certificate summaries looked up in (and added to) `certs`: a
+/// server's certificate is sent again on every connection, and parsing it is most of the
+/// cost of a handshake.
+pub fn parse_handshake_cached(msg: &[u8], certs: &mut CertCache) -> Result<Handshake, ParseError> {
     const WHAT: &str = "tls handshake";
     let (rest, (t, len)) = handshake_header(msg)
         .map_err(|_| ParseError::new(WHAT, format!("{} bytes, header needs 4", msg.len())))?;
@@ -240,7 +242,7 @@ pub fn parse_handshake(msg: &[u8]) -> Result<Handshake, ParseError> {
     Ok(match t {
         ht::CLIENT_HELLO => Handshake::ClientHello(parse_client_hello(body)?),
         ht::SERVER_HELLO => Handshake::ServerHello(parse_server_hello(body)?),
-        ht::CERTIFICATE => Handshake::Certificate(parse_certificate(body)?),
+        ht::CERTIFICATE => Handshake::Certificate(parse_certificate(body, certs)?),
         ht::CERTIFICATE_REQUEST => Handshake::CertificateRequest,
         ht::SERVER_KEY_EXCHANGE => Handshake::ServerKeyExchange,
         ht::SERVER_HELLO_DONE => Handshake::ServerHelloDone,
@@ -341,12 +343,77 @@ fn parse_server_hello(body: &[u8]) -> Result<ServerHello, ParseError> {
 
 /// Certificate body: TLS ≤ 1.2 list (RFC 5246 §7.4.2), else the TLS 1.3 form with a request
 /// context and per-entry extensions (RFC 8446 §4.4.2).
-fn parse_certificate(body: &[u8]) -> Result<Vec<CertSummary>, ParseError> {
+fn parse_certificate(body: &[u8], certs: &mut CertCache) -> Result<Vec<CertSummary>, ParseError> {
     let ders = cert_list_tls12(body)
         .or_else(|_| cert_list_tls13(body))
         .map_err(|_| ParseError::new("tls certificate", "malformed or truncated certificate list"))?
         .1;
-    Ok(ders.into_iter().map(summarize_cert).collect())
+    Ok(ders.into_iter().map(|der| certs.summarize(der)).collect())
+}
+
+/// The summaries of the last few distinct certificates seen, keyed by their DER bytes, most
+/// recently used first. Bounded: at most `capacity` entries of at most
+/// [`CertCache::MAX_DER`] bytes each (larger certificates are summarised, not kept), so a
+/// capture of many distinct certificates costs a parse each and no memory.
+#[derive(Debug, Default)]
+pub struct CertCache {
+    entries: Vec<(Box<[u8]>, CertSummary)>,
+    capacity: usize,
+}
+
+impl CertCache {
+    /// Largest DER certificate kept (real server certificates are 0.7-2 KiB).
+    pub const MAX_DER: usize = 8 * 1024;
+
+    /// An empty cache of at most `capacity` certificates (0: nothing is kept).
+    pub fn new(capacity: usize) -> Self {
+        CertCache {
+            entries: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Certificates held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no certificate is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The summary of `der` (RFC 5280 §4.1): from the cache if these exact bytes were seen,
+    /// else parsed (and kept, evicting the least recently used).
+    pub fn summarize(&mut self, der: &[u8]) -> CertSummary {
+        if let Some(pos) = self.entries.iter().position(|(k, _)| **k == *der) {
+            if let Some(hit) = self.entries.get_mut(..=pos) {
+                hit.rotate_right(1);
+            }
+            if let Some((_, s)) = self.entries.first() {
+                return s.clone();
+            }
+        }
+        let s = summarize_cert(der);
+        if self.capacity > 0 && der.len() <= Self::MAX_DER {
+            self.entries.truncate(self.capacity - 1);
+            self.entries.insert(0, (der.into(), s.clone()));
+        }
+        s
+    }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex_lower(bytes: &[u8]) -> String {
+    fn digit(n: u8) -> char {
+        char::from(if n < 10 { b'0' + n } else { b'a' + (n - 10) })
+    }
+    let mut s = String::with_capacity(bytes.len().saturating_mul(2));
+    for b in bytes {
+        s.push(digit(b >> 4));
+        s.push(digit(b & 0x0f));
+    }
+    s
 }
 
 fn cert_list_tls12(i: &[u8]) -> IResult<&[u8], Vec<&[u8]>> {
@@ -400,11 +467,7 @@ fn summarize_cert(der: &[u8]) -> CertSummary {
     };
     let subject = cert.subject().to_string();
     let issuer = cert.issuer().to_string();
-    let serial: String = cert
-        .raw_serial()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let serial = hex_lower(cert.raw_serial());
     let key = match cert.public_key().parsed() {
         Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
         Ok(PublicKey::EC(ec)) if ec.key_size() > 0 => format!("EC {}", ec.key_size()),
@@ -787,6 +850,60 @@ mod tests {
         assert_eq!(c[0].subject, "unparsable certificate (3 bytes)");
         // A list length that overruns the message is an error, not a panic.
         assert!(parse_handshake(&[0x0b, 0, 0, 3, 0, 0, 9]).is_err());
+    }
+
+    #[test]
+    fn cert_cache_gives_the_parsed_summary_and_stays_bounded() {
+        let b = hex(RDP_TO_SSL_SH);
+        let (_, body) = record(&b);
+        let Handshake::Certificate(uncached) = parse_handshake(&messages_raw(body)[1]).unwrap()
+        else {
+            panic!("not a Certificate")
+        };
+        let mut cache = CertCache::new(2);
+        for _ in 0..3 {
+            let got = parse_handshake_cached(&messages_raw(body)[1], &mut cache).unwrap();
+            assert_eq!(got, Handshake::Certificate(uncached.clone()));
+        }
+        assert_eq!(cache.len(), 1);
+        // Distinct (here unparsable) certificates evict the least recently used.
+        for n in 0..5u8 {
+            let der = [0x30, 0x01, n];
+            assert_eq!(
+                cache.summarize(&der).subject,
+                "unparsable certificate (3 bytes)"
+            );
+            assert_eq!(cache.len(), 2);
+        }
+        // A certificate above MAX_DER is summarised but not kept.
+        let big = vec![0x30; CertCache::MAX_DER + 1];
+        let first = cache.summarize(&[0x30, 0x01, 4]);
+        assert_eq!(
+            cache.summarize(&big).subject,
+            format!("unparsable certificate ({} bytes)", big.len())
+        );
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.summarize(&[0x30, 0x01, 4]), first);
+        // Capacity 0 keeps nothing.
+        let mut none = CertCache::new(0);
+        none.summarize(&[0x30, 0x01, 0]);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn serial_hex_keeps_leading_zeros() {
+        assert_eq!(hex_lower(&[0x00, 0x0a, 0xff, 0x10]), "000aff10");
+        assert_eq!(hex_lower(&[]), "");
+    }
+
+    /// Splits a handshake byte stream into its raw messages.
+    fn messages_raw(mut stream: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Framing::Complete(n) = handshake_frame(stream) {
+            out.push(stream[..n].to_vec());
+            stream = &stream[n..];
+        }
+        out
     }
 
     /// TLS 1.3 ClientHello: no RDP capture in the corpus has one, so this was captured with

@@ -27,6 +27,16 @@ const ENCRYPTION_METHOD_FIPS: u32 = 0x10;
 /// finalization PDUs (22-26 bytes) are below.
 const CAPABILITIES_MIN_LEN: usize = 100;
 
+/// Certificates kept per thread: a server sends the same certificate on every connection.
+const CERT_CACHE_ENTRIES: usize = 16;
+
+thread_local! {
+    /// The summaries of the certificates this thread saw last (each analysing thread its
+    /// own, so parallel workers share nothing; bounded by [`CERT_CACHE_ENTRIES`]).
+    static CERTS: std::cell::RefCell<tls::CertCache> =
+        std::cell::RefCell::new(tls::CertCache::new(CERT_CACHE_ENTRIES));
+}
+
 impl Session {
     /// A complete TPKT packet.
     pub(super) fn tpkt_pdu(&mut self, dir: Dir, pdu: &[u8], frame: FrameRef) {
@@ -463,7 +473,7 @@ impl Session {
                     return;
                 }
             };
-            let parsed = tls::parse_handshake(&hs[..n]);
+            let parsed = CERTS.with(|c| tls::parse_handshake_cached(&hs[..n], &mut c.borrow_mut()));
             let msg_type = hs.first().copied().unwrap_or(0);
             self.handshake_transcript(d, n);
             self.streams[d].hs_buf.drain(..n);

@@ -22,6 +22,8 @@ pub use details::{
 };
 pub use events::{hex_head, icmp_name, Event, EventKind, EventView};
 
+use std::cell::Cell;
+
 use crate::flow::{ConnMeta, ConnectionObserver, Dir, FrameRef, TcpEvent};
 use stream::{DirStream, Mode};
 
@@ -68,6 +70,11 @@ pub struct Session {
     gateway: Option<Box<gateway::GatewayState>>,
     /// Decrypted content showed this TLS connection is not an RD Gateway.
     not_gateway: bool,
+    /// `wants_data`'s answer per direction while the state it depends on stays as it is
+    /// (`None`: to be worked out). The table asks before every payload segment; the
+    /// answer changes only when a PDU is handled, a TCP event or a gap arrives, each of
+    /// which forgets it ([`Session::wants_changed`]).
+    wants: [Cell<Option<bool>>; 2],
 }
 
 /// What the session stage hands to the diagnosis.
@@ -100,6 +107,27 @@ impl Session {
             proxy: None,
             gateway: None,
             not_gateway: false,
+            wants: Default::default(),
+        }
+    }
+
+    /// Forgets `wants_data`'s cached answers.
+    #[inline]
+    pub(super) fn wants_changed(&mut self) {
+        self.wants = Default::default();
+    }
+
+    /// Whether payload of `dir` is still needed, and whether that answer lasts until the
+    /// session's own state changes (not when it depends on the shared key store, which
+    /// may fill up while the connection runs).
+    fn work_out_wants(&self, dir: Dir) -> (bool, bool) {
+        match self.streams[dir.index()].mode {
+            Mode::Ignore => (false, true),
+            Mode::Start | Mode::Proxy => (true, true),
+            // Off an RDP port, a connection that did not open with an X.224 request is not
+            // ours, unless it may be an RD Gateway that keys may reveal.
+            _ if self.is_rdp() => (true, true),
+            _ => (self.may_be_gateway(dir), self.config.keys.is_none()),
         }
     }
 
@@ -185,6 +213,7 @@ impl Session {
 
 impl ConnectionObserver for Session {
     fn tcp_event(&mut self, event: TcpEvent, dir: Dir, frame: FrameRef) {
+        self.wants_changed();
         let kind = match event {
             TcpEvent::Syn { retransmit } => EventKind::Syn { retransmit },
             TcpEvent::SynAck { retransmit } => EventKind::SynAck { retransmit },
@@ -211,24 +240,37 @@ impl ConnectionObserver for Session {
         self.push(frame, Some(dir), kind);
     }
 
+    #[inline]
     fn data(&mut self, dir: Dir, bytes: &[u8], frame: FrameRef) {
-        self.retransmit_run[dir.index()] = false;
+        let d = dir.index();
+        self.retransmit_run[d] = false;
+        // Bulk: the bytes fall inside a PDU skipped by length, before its last bytes (kept
+        // for decryption): only the count moves.
+        if self.streams[d].skip_within(bytes.len()) {
+            return;
+        }
         self.feed(dir, bytes, frame);
     }
 
     fn gap(&mut self, dir: Dir, bytes: u64, frame: FrameRef) {
+        self.wants_changed();
         self.push(frame, Some(dir), EventKind::Gap { bytes });
         self.streams[dir.index()].gap(bytes);
         self.crypt_gap(dir);
     }
 
+    #[inline]
     fn wants_data(&self, dir: Dir) -> bool {
-        let s = &self.streams[dir.index()];
-        if matches!(s.mode, Mode::Ignore) {
-            return false;
+        let cached = &self.wants[dir.index()];
+        if let Some(wants) = cached.get() {
+            // Debug builds (the tests, fuzzing) check the cache against the state.
+            debug_assert_eq!(wants, self.work_out_wants(dir).0, "stale wants_data");
+            return wants;
         }
-        // Off an RDP port, a connection that did not open with an X.224 request is not ours,
-        // unless it may be a proxy handshake or an RD Gateway that keys may reveal.
-        self.is_rdp() || matches!(s.mode, Mode::Start | Mode::Proxy) || self.may_be_gateway(dir)
+        let (wants, lasting) = self.work_out_wants(dir);
+        if lasting {
+            cached.set(Some(wants));
+        }
+        wants
     }
 }

@@ -88,6 +88,23 @@ impl DirStream {
         Some((frame, self.buf.len(), claimed))
     }
 
+    /// Takes `n` bytes that lie inside the PDU being skipped and end before its last
+    /// [`RecordDecryptor::SKIP_TAIL`](crate::decrypt::RecordDecryptor::SKIP_TAIL) bytes
+    /// (`false`, and nothing taken, otherwise): what [`Session::feed`] would do with them,
+    /// without its framing loop.
+    #[inline]
+    pub(super) fn skip_within(&mut self, n: usize) -> bool {
+        let within = self
+            .skip
+            .checked_sub(n)
+            .is_some_and(|left| left >= crate::decrypt::RecordDecryptor::SKIP_TAIL);
+        if within {
+            self.skip -= n;
+            self.seen += n as u64;
+        }
+        within
+    }
+
     /// `bytes` were lost before the next delivered byte.
     pub fn gap(&mut self, bytes: u64) {
         if self.buf.is_empty() && self.skip as u64 >= bytes {
@@ -163,6 +180,7 @@ impl Session {
     }
 
     /// Feeds one direction's in-order bytes.
+    #[inline(never)]
     pub(super) fn feed(&mut self, dir: Dir, mut data: &[u8], frame: FrameRef) {
         let d = dir.index();
         self.streams[d].seen += data.len() as u64;
@@ -178,12 +196,24 @@ impl Session {
                 data = &data[n..];
                 if s.skip == 0 {
                     if let Some(sk) = s.skipped.take() {
-                        let tail = std::mem::take(&mut self.streams[d].skip_tail);
+                        let mut tail = std::mem::take(&mut self.streams[d].skip_tail);
                         self.skipped_pdu(dir, sk, &tail, frame);
+                        // The buffer is reused for the next skipped PDU (no allocation each).
+                        tail.clear();
+                        let s = &mut self.streams[d];
+                        if s.skip_tail.is_empty() {
+                            s.skip_tail = tail;
+                        }
                     }
                 }
                 continue;
             }
+            if self.tls_bulk_record(dir, &mut data, frame) {
+                continue;
+            }
+            // Anything below may change what wants_data answers.
+            self.wants_changed();
+            let s = &mut self.streams[d];
             match s.mode {
                 Mode::Ignore => return,
                 Mode::Start => {
@@ -306,6 +336,40 @@ impl Session {
         }
     }
 
+    /// The bulk of a TLS session: an application data record at the head of `data` while
+    /// nothing is buffered and decryption is out of play (no keys, or given up for good) is
+    /// counted from its header alone, or its body skipped by length when it runs past
+    /// `data`. Exactly what the general path does with such a record (`tls_record` finds
+    /// nothing to decrypt, `skippable` skips it, `record_passed_over` ignores it); `false`
+    /// leaves anything else to the general path.
+    #[inline]
+    fn tls_bulk_record(&mut self, dir: Dir, data: &mut &[u8], frame: FrameRef) -> bool {
+        let d = dir.index();
+        let s = &mut self.streams[d];
+        if s.mode != Mode::Tls || !s.buf.is_empty() || !self.crypt[d].given_up {
+            return false;
+        }
+        let Some(h) = tls::parse_record_header(data)
+            .filter(|h| h.content_type == tls::content_type::APPLICATION_DATA)
+        else {
+            return false;
+        };
+        let total = tls::RECORD_HEADER_LEN + usize::from(h.len);
+        match data.get(total..) {
+            Some(rest) => {
+                *data = rest;
+                self.tls_record_meta(dir, h.content_type, h.len, frame);
+            }
+            None => {
+                s.skip = total - data.len();
+                s.skipped = Some(Skipped::TlsRecord(h.content_type, h.len));
+                s.skip_tail.clear();
+                *data = &[];
+            }
+        }
+        true
+    }
+
     /// Decides a direction's mode from its first bytes.
     fn start(&mut self, dir: Dir, data: &[u8], frame: FrameRef) {
         let d = dir.index();
@@ -384,6 +448,8 @@ impl Session {
 
     /// A PDU whose body was not needed, completed in `frame`.
     fn skipped_pdu(&mut self, dir: Dir, sk: Skipped, tail: &[u8], frame: FrameRef) {
+        // Counting a skipped PDU leaves wants_data's answer as it is; giving decryption up
+        // (record_passed_over) does not, and says so.
         match sk {
             Skipped::FastPath => self.fastpath_pdu(dir, frame),
             Skipped::TlsRecord(ctype, len) => {

@@ -130,6 +130,7 @@ impl Session {
         if dec.skip(tail).is_err() {
             self.crypt[d].dec = None;
             self.crypt[d].given_up = true;
+            self.wants_changed();
             return;
         }
         self.details.decrypt.passed_over[d] += 1;
