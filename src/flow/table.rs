@@ -696,7 +696,7 @@ impl<O: ConnectionObserver> FlowTable<O> {
 
     /// The endpoints of every live connection, in no particular order.
     pub fn endpoints(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr)> + '_ {
-        self.conns.keys().copied()
+        self.conns.index.keys().copied()
     }
 
     /// Finishes every connection at the end of the capture, in order of first frame.
