@@ -250,6 +250,9 @@ pub fn stream_path_parallel(
     let analysers = n + usize::from(inline);
     worker_config.flow.max_connections = (config.flow.max_connections / analysers).max(1);
     let (result_tx, result_rx) = mpsc::channel::<FromWorker>();
+    // Work lists go back to the dispatcher once done: a new one for every chunk would be
+    // fresh pages (they are past malloc's mmap threshold) and a page fault every 4 KiB.
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<Work>>();
     let mut holder = Holder::new(hold, emit);
     let inline_pending = RefCell::new(Vec::new());
     thread::scope(|s| {
@@ -262,9 +265,11 @@ pub fn stream_path_parallel(
             waited.push((Arc::clone(&idle), 0));
             let cfg = worker_config.clone();
             let results = result_tx.clone();
-            s.spawn(move || run_worker(worker, cfg, rx, results, &idle));
+            let spare = spare_tx.clone();
+            s.spawn(move || run_worker(worker, cfg, rx, results, spare, &idle));
         }
         drop(result_tx);
+        drop(spare_tx);
         let mut owner = vec![0u8; BUCKETS as usize];
         for (b, o) in owner.iter_mut().enumerate() {
             *o = if inline && b < INLINE_START {
@@ -277,6 +282,7 @@ pub fn stream_path_parallel(
             senders,
             waited,
             per_worker: vec![Vec::new(); n],
+            spare: spare_rx,
             inline: inline.then(|| Inline {
                 share: Share::new(worker_config.clone(), &inline_pending),
                 reports: Vec::new(),
@@ -390,6 +396,8 @@ struct Dispatch<'h, 'e, 'p> {
     /// of it the dispatcher has seen.
     waited: Vec<(Arc<AtomicU64>, u64)>,
     per_worker: Vec<Vec<Work>>,
+    /// Work lists the workers are done with.
+    spare: Receiver<Vec<Work>>,
     /// The dispatcher's own analyser, with two threads.
     inline: Option<Inline<'p>>,
     /// Who analyses each bucket: a worker's index or [`INLINE`].
@@ -607,7 +615,11 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
         });
         let mut dispatcher_waited = false;
         for (tx, work) in self.senders.iter().zip(self.per_worker.iter_mut()) {
-            let work = std::mem::replace(work, Vec::with_capacity(work.capacity()));
+            let next = self
+                .spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(work.capacity()));
+            let work = std::mem::replace(work, next);
             let msg = ToWorker::Chunk {
                 data: Arc::clone(chunk),
                 work,
@@ -666,6 +678,7 @@ fn run_worker(
     config: AnalyzeConfig,
     rx: Receiver<ToWorker>,
     results: mpsc::Sender<FromWorker>,
+    spare: mpsc::Sender<Vec<Work>>,
     waited_ns: &AtomicU64,
 ) {
     let pending = RefCell::new(Vec::new());
@@ -683,10 +696,16 @@ fn run_worker(
             Ordering::Relaxed,
         );
         match msg {
-            ToWorker::Chunk { data, work, span } => {
+            ToWorker::Chunk {
+                data,
+                mut work,
+                span,
+            } => {
                 share.run(&data, &work, span, &mut |report| {
                     let _ = results.send(FromWorker::Progress { worker, report });
                 });
+                work.clear();
+                let _ = spare.send(work);
             }
             ToWorker::Secrets(t, d) => share.analyzer.secrets(t, &d),
         }
