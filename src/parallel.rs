@@ -87,13 +87,8 @@ fn thread_cpu_ms() -> Option<f64> {
 /// One unit of a worker's work, in capture order.
 #[derive(Debug, Clone)]
 enum Work {
-    /// A frame of one of its connections, decoded by the dispatcher (`None`: not decodable),
-    /// its payload in the chunk.
-    Frame {
-        number: u64,
-        ts: Timestamp,
-        packet: Option<decode::DetachedPacket>,
-    },
+    /// A frame of one of its connections.
+    Frame(FrameSlot),
     /// Sweep the tables at this time.
     Sweep(Timestamp),
     /// Report what finished so far: the release checkpoint after this frame number.
@@ -183,9 +178,11 @@ impl<'p> Share<'p> {
         self.note_span(span);
         for w in work {
             match w {
-                Work::Frame { number, ts, packet } => {
-                    let packet = packet.as_ref().and_then(|p| p.attach(data));
-                    self.analyzer.decoded_frame(*number, *ts, packet.as_ref());
+                Work::Frame(slot) => {
+                    let frame = slot.frame(data);
+                    let packet = decode::decode(frame.linktype, frame.data);
+                    self.analyzer
+                        .decoded_frame(slot.number, slot.ts, packet.as_ref());
                 }
                 Work::Sweep(ts) => self.analyzer.sweep(*ts),
                 Work::Checkpoint(frame) => report(self.checkpoint(*frame)),
@@ -563,8 +560,10 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
         for slot in frames {
             self.frames += 1;
             let frame = slot.frame(chunk);
-            // Decoded once, here: the bucket comes from the endpoints (for ICMP errors, those
-            // of the connection quoted), and the worker gets the decoded packet.
+            // The bucket from the endpoints (for ICMP errors, those of the connection quoted);
+            // a frame of the dispatcher's own is analysed from this decoding, a worker decodes
+            // its frames again (handing it the decoded packets instead cost the dispatcher,
+            // the critical path, more than it saved the worker).
             let packet = decode::decode(frame.linktype, frame.data);
             let bucket =
                 packet.as_ref().map_or(0, |p| share_of(p, BUCKETS)) as usize % BUCKETS as usize;
@@ -578,11 +577,7 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
                 }
                 _ => {
                     if let Some(w) = self.per_worker.get_mut(usize::from(owner)) {
-                        w.push(Work::Frame {
-                            number: slot.number,
-                            ts: slot.ts,
-                            packet: packet.and_then(|p| p.detach(chunk)),
-                        });
+                        w.push(Work::Frame(*slot));
                     }
                     self.last_sent[bucket] = self.frames;
                 }

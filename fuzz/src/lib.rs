@@ -268,8 +268,7 @@ pub fn pipeline(data: &[u8]) {
 }
 
 /// One frame through the decoder: byte 0 picks the link type, the rest is the frame. The
-/// fixed-offset IPv4/TCP reading must give what etherparse gives wherever it applies, and a
-/// decoded packet detached from the frame and attached again must be the same packet.
+/// fixed-offset IPv4/TCP reading must give what etherparse gives wherever it applies.
 pub fn decode_target(data: &[u8]) {
     use rdpdiag::capture::LinkType;
     use rdpdiag::decode::{decode, decode_network, ipv4_tcp, network_payload};
@@ -283,13 +282,10 @@ pub fn decode_target(data: &[u8]) {
         3 => LinkType::LINUX_SLL2,
         _ => LinkType::NULL,
     };
+    let _ = decode(linktype, frame);
     if let Some(net) = network_payload(linktype, frame) {
         if let Some(fast) = ipv4_tcp(net) {
             assert_eq!(Some(fast), decode_network(net));
         }
-    }
-    if let Some(p) = decode(linktype, frame) {
-        let copy = frame.to_vec();
-        assert_eq!(p.detach(frame).and_then(|d| d.attach(&copy)), Some(p));
     }
 }
