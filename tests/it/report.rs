@@ -358,3 +358,38 @@ fn readme_causes_table_matches_the_cause_codes() {
         );
     }
 }
+
+/// The JSON Lines writer (`report::write_json`, faster string escaping) writes every report
+/// of every shipped capture, and of the corpus when it is at hand, byte for byte as
+/// serde_json does: plain, redacted, and with the timeline.
+#[test]
+fn json_lines_are_serde_json_byte_for_byte_on_real_captures() {
+    use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
+    use rdpdiag::report::{reports, write_json, ReportOptions};
+    let mut caps = super::captures_under(Path::new("testdata"));
+    match std::env::var_os("RDPDIAG_CORPUS") {
+        Some(c) => caps.extend(super::captures_under(Path::new(&c))),
+        None => eprintln!("SKIPPED (corpus part): RDPDIAG_CORPUS is not set"),
+    }
+    let mut config = AnalyzeConfig::default();
+    config.rdp_ports.push(13389);
+    let mut checked = 0;
+    for cap in caps {
+        let analysis = analyze_path(&cap.to_string_lossy(), &config);
+        for (redact, timeline) in [(false, false), (true, false), (false, true)] {
+            for r in reports(&analysis, ReportOptions { redact, timeline }) {
+                let mut ours = Vec::new();
+                write_json(&mut ours, &r).unwrap();
+                let theirs = serde_json::to_vec(&r).unwrap();
+                assert!(
+                    ours == theirs,
+                    "{}: {}",
+                    cap.display(),
+                    String::from_utf8_lossy(&ours)
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "{checked} reports");
+}
