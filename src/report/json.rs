@@ -59,39 +59,44 @@ struct Json<'o> {
 
 /// Index of the first byte of `s` that JSON escapes.
 fn first_escaped(s: &[u8]) -> Option<usize> {
-    let mut chunks = s.chunks_exact(8);
+    let word = |at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    if s.len() < 8 {
+        return s.iter().position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
     let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if let Some(i) = first_escaped_in(word) {
-            return Some(at + i);
+    while let Some(x) = word(at) {
+        let hit = escapes(x);
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    let tail = chunks.remainder();
-    if tail.is_empty() {
+    if at == s.len() {
         return None;
     }
-    // The last bytes, padded with a byte that needs no escape.
-    let mut word = [b'x'; 8];
-    word.get_mut(..tail.len())?.copy_from_slice(tail);
-    first_escaped_in(word).map(|i| at + i)
+    // The last 8 bytes, overlapping those checked (read whole: copying the tail into a
+    // padded word stalls the load that follows), without the checked ones.
+    let start = s.len() - 8;
+    let hit = escapes(word(start)?) & (u64::MAX << ((at - start) * 8));
+    (hit != 0).then(|| start + (hit.trailing_zeros() / 8) as usize)
 }
 
-/// Index of the first of 8 bytes that JSON escapes: control characters, `"` and `\`.
-fn first_escaped_in(word: [u8; 8]) -> Option<usize> {
+/// The high bit of the first of 8 bytes (little-endian) that JSON escapes (control
+/// characters, `"` and `\`) is set, and none below it; 0 if none is.
+fn escapes(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = u64::from_le_bytes(word);
-    // The high bit of each byte that is below `n` (n <= 0x80), or zero, is set: exact for
-    // the lowest such byte (a borrow only runs upwards, past it).
+    // The high bit of each byte below `n` (n <= 0x80) is set: exact for the lowest such
+    // byte (a borrow only runs upwards, from a byte that is itself below `n`).
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
     // Bytes below 0x20 (only ASCII ones can be: UTF-8 sequences use bytes of 0x80 and up).
-    let hit = below(x, 0x20)
+    below(x, 0x20)
         | below(x ^ (ONES * u64::from(b'"')), 1)
-        | below(x ^ (ONES * u64::from(b'\\')), 1);
-    (hit != 0).then(|| (hit.trailing_zeros() / 8) as usize)
+        | below(x ^ (ONES * u64::from(b'\\')), 1)
 }
 
 /// Appends `s` as a JSON string, escaped as serde_json escapes it.
