@@ -285,7 +285,7 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         let render = |analysis: rdpdiag::pipeline::FileAnalysis| -> Rendered {
             let mut bytes = Vec::new();
             let written = match args.format {
-                FormatArg::Jsonl => report::write_jsonl(&mut bytes, &analysis, ropts),
+                FormatArg::Jsonl => report::append_jsonl(&mut bytes, &analysis, ropts),
                 FormatArg::Table => {
                     report::write_table(&mut bytes, &analysis, width, args.verbose, ropts, color)
                 }

@@ -361,11 +361,12 @@ fn readme_causes_table_matches_the_cause_codes() {
 
 /// The JSON Lines writer (`report::write_json`, faster string escaping) writes every report
 /// of every shipped capture, and of the corpus when it is at hand, byte for byte as
-/// serde_json does: plain, redacted, and with the timeline.
+/// serde_json does: plain, redacted, and with the timeline; a batch's lines appended in
+/// memory (`append_jsonl`) are the streamed ones.
 #[test]
 fn json_lines_are_serde_json_byte_for_byte_on_real_captures() {
     use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
-    use rdpdiag::report::{reports, write_json, ReportOptions};
+    use rdpdiag::report::{append_jsonl, reports, write_json, write_jsonl, ReportOptions};
     let mut caps = super::captures_under(Path::new("testdata"));
     match std::env::var_os("RDPDIAG_CORPUS") {
         Some(c) => caps.extend(super::captures_under(Path::new(&c))),
@@ -377,7 +378,13 @@ fn json_lines_are_serde_json_byte_for_byte_on_real_captures() {
     for cap in caps {
         let analysis = analyze_path(&cap.to_string_lossy(), &config);
         for (redact, timeline) in [(false, false), (true, false), (false, true)] {
-            for r in reports(&analysis, ReportOptions { redact, timeline }) {
+            let opts = ReportOptions { redact, timeline };
+            // The batch's in-memory lines are the streamed ones.
+            let (mut streamed, mut appended) = (Vec::new(), b"before\n".to_vec());
+            write_jsonl(&mut streamed, &analysis, opts).unwrap();
+            append_jsonl(&mut appended, &analysis, opts).unwrap();
+            assert!(appended[7..] == streamed[..], "{}", cap.display());
+            for r in reports(&analysis, opts) {
                 let mut ours = Vec::new();
                 write_json(&mut ours, &r).unwrap();
                 let theirs = serde_json::to_vec(&r).unwrap();
