@@ -192,6 +192,17 @@ pub fn connection_hash<T: Hash + Ord>(a: T, b: T) -> u64 {
     h.finish()
 }
 
+/// The threads each of `files` files gets when there are fewer files than `threads`
+/// (empty otherwise: each file then runs on one thread of the pool): `threads` shared out
+/// as evenly as can be, the first files taking one more.
+pub fn thread_shares(files: usize, threads: usize) -> Vec<usize> {
+    if files == 0 || files >= threads {
+        return Vec::new();
+    }
+    let (each, extra) = (threads / files, threads % files);
+    (0..files).map(|i| each + usize::from(i < extra)).collect()
+}
+
 /// Analyses `paths` in parallel and `render`s each file's analysis on the same worker thread
 /// (formatting output is work too), then calls `emit` with each rendering strictly in input
 /// order as soon as it and every file before it are done. The calling thread only emits while
@@ -206,13 +217,16 @@ pub fn analyze_in_order<R: Send>(
     render: &(dyn Fn(FileAnalysis) -> R + Sync),
     emit: &mut dyn FnMut(R) -> io::Result<()>,
 ) -> io::Result<()> {
-    let threads = pool.current_num_threads();
-    // Fewer files than threads: split each large file across the threads instead.
-    let split_config = (paths.len() < threads).then(|| AnalyzeConfig {
-        workers: threads,
-        ..config.clone()
-    });
-    let config = split_config.as_ref().unwrap_or(config);
+    // Fewer files than threads: all of them run at once, and the threads are shared out
+    // among them (a large file is split across its share) rather than each file taking
+    // them all, which oversubscribed the cores.
+    let shares: Vec<AnalyzeConfig> = thread_shares(paths.len(), pool.current_num_threads())
+        .into_iter()
+        .map(|workers| AnalyzeConfig {
+            workers,
+            ..config.clone()
+        })
+        .collect();
     let window = window.max(1);
     let (tx, rx) = std::sync::mpsc::channel::<(usize, R)>();
     pool.in_place_scope(|scope| {
@@ -223,6 +237,7 @@ pub fn analyze_in_order<R: Send>(
             while dispatched < paths.len() && dispatched - emitted < window {
                 let (i, tx) = (dispatched, tx.clone());
                 if let Some(p) = paths.get(i) {
+                    let config = shares.get(i).unwrap_or(config);
                     scope.spawn(move |_| {
                         let a = analyze_path(p, config);
                         on_done(p);
@@ -273,6 +288,26 @@ mod tests {
                 && Shard::parse("x").is_err()
                 && Shard::parse("1/0").is_err()
         );
+    }
+
+    #[test]
+    fn fewer_files_than_threads_share_the_threads_out() {
+        assert_eq!(thread_shares(2, 4), vec![2, 2]);
+        assert_eq!(thread_shares(3, 4), vec![2, 1, 1]);
+        assert_eq!(thread_shares(2, 7), vec![4, 3]);
+        for threads in 1..20 {
+            for files in 0..25 {
+                let shares = thread_shares(files, threads);
+                if files == 0 || files >= threads {
+                    assert!(shares.is_empty());
+                } else {
+                    assert_eq!(shares.len(), files);
+                    assert_eq!(shares.iter().sum::<usize>(), threads);
+                    assert!(shares.iter().all(|&w| w >= 1));
+                    assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+                }
+            }
+        }
     }
 
     #[test]

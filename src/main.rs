@@ -233,6 +233,7 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
             first = false;
             let mut table = (args.format == FormatArg::Table)
                 .then(|| TableWriter::new(path, topts, report::TABLE_PAGE));
+            let mut line = Vec::with_capacity(4096);
             let mut write = |item: Finished| -> io::Result<()> {
                 side(
                     path,
@@ -248,8 +249,10 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
                             Finished::Tcp(d) => ConnectionReport::new(path, d, ropts),
                             Finished::Udp(u) => ConnectionReport::udp(path, u),
                         };
-                        serde_json::to_writer(&mut out, &r)?;
-                        out.write_all(b"\n")
+                        line.clear();
+                        serde_json::to_writer(&mut line, &r)?;
+                        line.push(b'\n');
+                        out.write_all(&line)
                     }
                 }
             };
@@ -282,7 +285,7 @@ fn analyze(args: &AnalyzeArgs) -> io::Result<ExitCode> {
         let render = |analysis: rdpdiag::pipeline::FileAnalysis| -> Rendered {
             let mut bytes = Vec::new();
             let written = match args.format {
-                FormatArg::Jsonl => report::write_jsonl(&mut bytes, &analysis, ropts),
+                FormatArg::Jsonl => report::append_jsonl(&mut bytes, &analysis, ropts),
                 FormatArg::Table => {
                     report::write_table(&mut bytes, &analysis, width, args.verbose, ropts, color)
                 }

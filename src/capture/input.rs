@@ -57,7 +57,16 @@ fn from_reader(path: &str, raw: Box<dyn Read + Send>) -> Result<InputSource, Cap
         let dec = zstd::stream::read::Decoder::with_buffer(buffered).map_err(io_err)?;
         (Box::new(dec), Some("zstd"))
     } else {
-        (Box::new(buffered), None)
+        // Uncompressed: the buffered reader as it is. std's `BufReader` over a `File` (or a
+        // `Cursor`, stdin) reads into a vector's spare capacity without zeroing it first
+        // (the capture reader's buffers are filled so), which a wrapper of our own that
+        // only implements `read` would prevent.
+        return Ok(InputSource {
+            name: path.to_string(),
+            reader: Box::new(buffered),
+            compression: None,
+            head,
+        });
     };
     let mut reader = BufReader::with_capacity(1 << 16, reader);
     let head = fill_at_least(&mut reader, 4).map_err(io_err)?;

@@ -413,13 +413,22 @@ impl Filler {
         }
         let size = self.chunk_len + BUF_ALIGN - 1;
         let mut buf = buf
-            .filter(|b| b.len() == size)
-            .unwrap_or_else(|| vec![0u8; size]);
+            .filter(|b| b.capacity() >= size)
+            .unwrap_or_else(|| Vec::with_capacity(size));
         let start = (BUF_ALIGN - buf.as_ptr() as usize % BUF_ALIGN) % BUF_ALIGN;
-        let space = buf
-            .get_mut(start..start + self.chunk_len)
-            .unwrap_or_default();
-        let (len, failed) = fill(&mut self.reader, space);
+        let (len, failed) = match buf.get_mut(start..start + self.chunk_len) {
+            // A buffer filled before (a spare one): read over its bytes, a whole buffer at
+            // a time.
+            Some(space) => fill(&mut self.reader, space),
+            // A new one (or one the stream ended in): the read appends to the vector, into
+            // its spare capacity, which is not zeroed first; only the bytes before the page
+            // boundary are.
+            None => {
+                buf.clear();
+                buf.resize(start, 0);
+                fill_spare(&mut self.reader, &mut buf, self.chunk_len)
+            }
+        };
         if failed {
             self.failed = true;
         } else if len < self.chunk_len {
@@ -445,6 +454,20 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> (usize, bool) {
         }
     }
     (filled, false)
+}
+
+/// Like [`fill`], appending up to `want` bytes to `buf` (which has the capacity for them).
+///
+/// `read_to_end` through `take` reads into the vector's spare capacity without zeroing it
+/// first where the reader supports it (`File`, `Cursor`, stdin and std's `BufReader` over
+/// them do, through `read_buf`); other readers (decompressors) get std's default, which
+/// zeroes the bytes it reads into once. It starts with small reads and doubles them, so a
+/// spare buffer, already initialised, is read into by [`fill`] instead.
+fn fill_spare(reader: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> (usize, bool) {
+    let before = buf.len();
+    // Retries on `Interrupted` and keeps what came before an error, as `fill` does.
+    let failed = reader.take(want as u64).read_to_end(buf).is_err();
+    (buf.len().saturating_sub(before), failed)
 }
 
 /// Where the parser gets its buffers from, and gives back those no sink holds any more.

@@ -109,23 +109,46 @@ pub fn items(f: &FileAnalysis) -> Vec<Item<'_>> {
 pub fn reports(f: &FileAnalysis, opts: ReportOptions) -> Vec<ConnectionReport> {
     items(f)
         .into_iter()
-        .map(|i| match i {
-            Item::Tcp(d) => ConnectionReport::new(&f.path, d, opts),
-            Item::Udp(u) => ConnectionReport::udp(&f.path, u),
-        })
+        .map(|i| report_of(f, i, opts))
         .collect()
+}
+
+/// The report of one item of `f`.
+fn report_of(f: &FileAnalysis, item: Item<'_>, opts: ReportOptions) -> ConnectionReport {
+    match item {
+        Item::Tcp(d) => ConnectionReport::new(&f.path, d, opts),
+        Item::Udp(u) => ConnectionReport::udp(&f.path, u),
+    }
 }
 
 /// Writes one file's connections as JSON Lines.
 pub fn write_jsonl(out: &mut dyn Write, f: &FileAnalysis, opts: ReportOptions) -> io::Result<()> {
-    // Each line is built in a buffer of our own and written whole: serde_json writing
-    // through `dyn Write` pays a virtual call per token.
+    // Each line is built in a buffer of our own and written whole (a virtual call per token
+    // through `dyn Write` otherwise); one report at a time.
     let mut line = Vec::with_capacity(4096);
-    for r in reports(f, opts) {
+    for item in items(f) {
         line.clear();
-        serde_json::to_writer(&mut line, &r)?;
+        serde_json::to_writer(&mut line, &report_of(f, item, opts))?;
         line.push(b'\n');
         out.write_all(&line)?;
+    }
+    Ok(())
+}
+
+/// [`write_jsonl`] appending to a vector (a batch formats each file in memory): the lines
+/// are written in place, and room for all of them is made after the first, from its
+/// length, rather than by doubling (each doubling copies what came before).
+pub fn append_jsonl(out: &mut Vec<u8>, f: &FileAnalysis, opts: ReportOptions) -> io::Result<()> {
+    let items = items(f);
+    let count = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let before = out.len();
+        serde_json::to_writer(&mut *out, &report_of(f, item, opts))?;
+        out.push(b'\n');
+        if i == 0 {
+            let line = out.len() - before;
+            out.reserve((count - 1).saturating_mul(line + line / 4));
+        }
     }
     Ok(())
 }

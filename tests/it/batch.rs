@@ -384,3 +384,57 @@ fn fixed_offset_decode_agrees_with_etherparse_on_every_frame() {
         check.frames
     );
 }
+
+/// Fewer files than threads: the pool's threads are shared out among the files (here 3 and
+/// 2 of 5 threads, split from the first byte), and the output is the single thread's.
+#[test]
+fn fewer_files_than_threads_share_the_threads_and_print_the_same() {
+    use rdpdiag::batch::analyze_in_order;
+    use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
+    use rdpdiag::report::{write_jsonl, ReportOptions};
+    let files: Vec<String> = [
+        "testdata/own/neg-hybrid-required.pcap",
+        "testdata/public/nDPI/rdp_over_tls.pcap",
+    ]
+    .map(String::from)
+    .to_vec();
+    let opts = ReportOptions::default();
+    let mut want = Vec::new();
+    for f in &files {
+        write_jsonl(&mut want, &analyze_path(f, &AnalyzeConfig::default()), opts).unwrap();
+    }
+    let config = AnalyzeConfig {
+        split_min_bytes: 0,
+        ..AnalyzeConfig::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(5)
+        .build()
+        .unwrap();
+    let done = std::sync::Mutex::new(Vec::new());
+    let render = |a: rdpdiag::pipeline::FileAnalysis| {
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &a, opts).unwrap();
+        out
+    };
+    let mut got = Vec::new();
+    analyze_in_order(
+        &pool,
+        &files,
+        &config,
+        8,
+        &|p| done.lock().unwrap().push(p.to_string()),
+        &render,
+        &mut |bytes| {
+            got.extend_from_slice(&bytes);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(done.lock().unwrap().len(), 2);
+    assert_eq!(rdpdiag::batch::thread_shares(files.len(), 5), vec![3, 2]);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+}

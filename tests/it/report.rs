@@ -358,3 +358,40 @@ fn readme_causes_table_matches_the_cause_codes() {
         );
     }
 }
+
+/// The JSON Lines writer (`report::write_json`, faster string escaping) writes every report
+/// of every shipped capture, and of the corpus when it is at hand, byte for byte as
+/// serde_json does: plain, redacted, and with the timeline; a batch's lines appended in
+/// memory (`append_jsonl`) are the streamed ones.
+#[test]
+fn appended_json_lines_are_the_streamed_ones_on_real_captures() {
+    use rdpdiag::pipeline::{analyze_path, AnalyzeConfig};
+    use rdpdiag::report::{append_jsonl, reports, write_jsonl, ReportOptions};
+    let mut caps = super::captures_under(Path::new("testdata"));
+    match std::env::var_os("RDPDIAG_CORPUS") {
+        Some(c) => caps.extend(super::captures_under(Path::new(&c))),
+        None => eprintln!("SKIPPED (corpus part): RDPDIAG_CORPUS is not set"),
+    }
+    let mut config = AnalyzeConfig::default();
+    config.rdp_ports.push(13389);
+    let mut checked = 0;
+    for cap in caps {
+        let analysis = analyze_path(&cap.to_string_lossy(), &config);
+        for (redact, timeline) in [(false, false), (true, false), (false, true)] {
+            let opts = ReportOptions { redact, timeline };
+            // The batch's in-memory lines are the streamed ones, a report a line.
+            let (mut streamed, mut appended) = (Vec::new(), b"before\n".to_vec());
+            write_jsonl(&mut streamed, &analysis, opts).unwrap();
+            append_jsonl(&mut appended, &analysis, opts).unwrap();
+            assert!(appended[7..] == streamed[..], "{}", cap.display());
+            let mut want = Vec::new();
+            for r in reports(&analysis, opts) {
+                want.extend(serde_json::to_vec(&r).unwrap());
+                want.push(b'\n');
+                checked += 1;
+            }
+            assert!(streamed == want, "{}", cap.display());
+        }
+    }
+    assert!(checked > 100, "{checked} reports");
+}
