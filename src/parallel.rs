@@ -39,8 +39,8 @@ use crate::capture::{self, ChunkSink, FrameSink, FrameSlot, Timestamp};
 use crate::decode;
 use crate::flow::SweepClock;
 use crate::pipeline::{
-    share_of, AnalyzeConfig, AnalyzeStats, Analyzer, Diagnosed, Finished, Holder, StreamRun,
-    RELEASE_CHECK_FRAMES,
+    share_of, share_of_endpoints, AnalyzeConfig, AnalyzeStats, Analyzer, Diagnosed, Finished,
+    Holder, StreamRun, RELEASE_CHECK_FRAMES,
 };
 
 /// Chunks queued per worker before the reader waits (bounds memory: ~1 MiB each).
@@ -560,17 +560,28 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
         for slot in frames {
             self.frames += 1;
             let frame = slot.frame(chunk);
-            // The bucket from the endpoints (for ICMP errors, those of the connection quoted);
-            // a frame of the dispatcher's own is analysed from this decoding, a worker decodes
-            // its frames again (handing it the decoded packets instead cost the dispatcher,
-            // the critical path, more than it saved the worker).
-            let packet = decode::decode(frame.linktype, frame.data);
-            let bucket =
-                packet.as_ref().map_or(0, |p| share_of(p, BUCKETS)) as usize % BUCKETS as usize;
+            // The bucket from the endpoints: most frames' read at fixed offsets, the rest
+            // (ICMP errors: the connection quoted; IPv6 extension headers...) decoded. A
+            // frame of the dispatcher's own is decoded and analysed here, a worker decodes
+            // its frames itself (handing it decoded packets cost the dispatcher, the
+            // critical path, more than it saved the worker).
+            let fast = decode::tcp_udp_endpoints(frame.linktype, frame.data);
+            let mut packet = None;
+            let bucket = match fast {
+                Some((src, sp, dst, dp)) => share_of_endpoints((src, sp), (dst, dp), BUCKETS),
+                None => {
+                    packet = decode::decode(frame.linktype, frame.data);
+                    packet.as_ref().map_or(0, |p| share_of(p, BUCKETS))
+                }
+            } as usize
+                % BUCKETS as usize;
             let owner = self.owner[bucket];
             match (owner, &mut self.inline) {
                 // The dispatcher's own: analysed now, on bytes just read.
                 (INLINE, Some(inl)) => {
+                    if fast.is_some() {
+                        packet = decode::decode(frame.linktype, frame.data);
+                    }
                     inl.share
                         .analyzer
                         .decoded_frame(slot.number, slot.ts, packet.as_ref())

@@ -268,10 +268,13 @@ pub fn pipeline(data: &[u8]) {
 }
 
 /// One frame through the decoder: byte 0 picks the link type, the rest is the frame. The
-/// fixed-offset IPv4/TCP reading must give what etherparse gives wherever it applies.
+/// fixed-offset IPv4/TCP reading must give what etherparse gives wherever it applies, and the
+/// dispatch endpoints what the full decode gives.
 pub fn decode_target(data: &[u8]) {
     use rdpdiag::capture::LinkType;
-    use rdpdiag::decode::{decode, decode_network, ipv4_tcp, network_payload};
+    use rdpdiag::decode::{
+        decode, decode_network, ipv4_tcp, network_payload, tcp_udp_endpoints, Transport,
+    };
     let Some((&pick, frame)) = data.split_first() else {
         return;
     };
@@ -282,10 +285,20 @@ pub fn decode_target(data: &[u8]) {
         3 => LinkType::LINUX_SLL2,
         _ => LinkType::NULL,
     };
-    let _ = decode(linktype, frame);
+    let full = decode(linktype, frame);
     if let Some(net) = network_payload(linktype, frame) {
         if let Some(fast) = ipv4_tcp(net) {
             assert_eq!(Some(fast), decode_network(net));
         }
+    }
+    let endpoints = full.and_then(|p| match p.transport {
+        Transport::Tcp(s) => Some((p.src, s.src_port, p.dst, s.dst_port)),
+        Transport::Udp {
+            src_port, dst_port, ..
+        } => Some((p.src, src_port, p.dst, dst_port)),
+        Transport::IcmpError(_) => None,
+    });
+    if let (Some(fast), Some(full)) = (tcp_udp_endpoints(linktype, frame), endpoints) {
+        assert_eq!(fast, full);
     }
 }

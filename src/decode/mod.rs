@@ -263,6 +263,44 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
     })
 }
 
+/// A TCP or UDP packet's endpoints `(src, src_port, dst, dst_port)` read straight from the
+/// fixed header offsets, for dispatching frames to threads quickly; `None` for anything
+/// else (ICMP, IPv6 extension headers, fragments, odd headers), which [`decode`] must
+/// classify. Whenever [`decode`] finds a TCP segment or UDP datagram and this returns
+/// endpoints, they are the same.
+pub fn tcp_udp_endpoints(linktype: LinkType, data: &[u8]) -> Option<(IpAddr, u16, IpAddr, u16)> {
+    let b = network_payload(linktype, data)?.bytes;
+    let bytes4 = |at: usize| -> Option<[u8; 4]> { b.get(at..at.checked_add(4)?)?.try_into().ok() };
+    let (src, dst, l4) = match b.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(b.first()? & 0x0f) * 4;
+            let frag = u16::from_be_bytes([*b.get(6)?, *b.get(7)?]);
+            if ihl < 20 || frag & 0x3fff != 0 || !matches!(b.get(9)?, 6 | 17) {
+                return None;
+            }
+            (IpAddr::from(bytes4(12)?), IpAddr::from(bytes4(16)?), ihl)
+        }
+        6 => {
+            if !matches!(b.get(6)?, 6 | 17) {
+                return None;
+            }
+            let addr = |at: usize| -> Option<IpAddr> {
+                let a: [u8; 16] = b.get(at..at + 16)?.try_into().ok()?;
+                Some(IpAddr::from(a))
+            };
+            (addr(8)?, addr(24)?, 40)
+        }
+        _ => return None,
+    };
+    let ports = bytes4(l4)?;
+    Some((
+        src,
+        u16::from_be_bytes([ports[0], ports[1]]),
+        dst,
+        u16::from_be_bytes([ports[2], ports[3]]),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -438,3 +438,53 @@ fn fewer_files_than_threads_share_the_threads_and_print_the_same() {
         String::from_utf8_lossy(&want)
     );
 }
+
+#[test]
+fn fast_dispatch_endpoints_agree_with_the_full_decode_on_every_frame() {
+    use rdpdiag::capture::{open_input, read_capture, Frame, FrameSink};
+    use rdpdiag::decode::{decode, tcp_udp_endpoints, Transport};
+    struct Check {
+        fast: u64,
+        full: u64,
+    }
+    impl FrameSink for Check {
+        fn frame(&mut self, f: &Frame<'_>) {
+            let fast = tcp_udp_endpoints(f.linktype, f.data);
+            let full = decode(f.linktype, f.data).and_then(|p| match p.transport {
+                Transport::Tcp(s) => Some((p.src, s.src_port, p.dst, s.dst_port)),
+                Transport::Udp {
+                    src_port, dst_port, ..
+                } => Some((p.src, src_port, p.dst, dst_port)),
+                Transport::IcmpError(_) => None,
+            });
+            if let (Some(a), Some(b)) = (fast, full) {
+                assert_eq!(a, b, "frame {}", f.number);
+            }
+            self.fast += u64::from(fast.is_some());
+            self.full += u64::from(full.is_some());
+        }
+    }
+    let mut files = super::captures_under(std::path::Path::new("testdata"));
+    if let Some(c) = std::env::var_os("RDPDIAG_CORPUS") {
+        files.extend(super::captures_under(std::path::Path::new(&c)));
+    }
+    let mut check = Check { fast: 0, full: 0 };
+    for f in &files {
+        if let Ok(src) = open_input(&f.to_string_lossy()) {
+            let _ = read_capture(src, &mut check);
+        }
+    }
+    // Nearly every TCP/UDP frame takes the fast path.
+    let corpus = std::env::var_os("RDPDIAG_CORPUS").is_some();
+    assert!(
+        check.full > if corpus { 10_000 } else { 1_000 },
+        "{}",
+        check.full
+    );
+    assert!(
+        check.fast * 100 >= check.full * 95,
+        "{} of {}",
+        check.fast,
+        check.full
+    );
+}
