@@ -42,9 +42,9 @@ BYTES=$(stat -c %s "$FILE")
 FRAMES_NOTE=$(capinfos -M -c "$FILE" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}' || true)
 
 # The page cache: by default the file's cached pages are dropped and read back, the state of a
-# capture read from disk once (large folios). Pages left by the writer can be small ones, which
-# makes every tool's reads up to twice as slow (504 MB: `dd` 80 ms instead of 35-40 ms);
-# CACHE=as-is keeps whatever state the file is in.
+# capture read from disk once. Cached pages can also be in a state that makes every tool's
+# reads up to twice as slow (seen on the 504 MB capture: `dd` 80 ms instead of 35-40 ms; see
+# benches/README.md); CACHE=as-is keeps whatever state the file is in.
 if [ "${CACHE:-reread}" != as-is ]; then
     dd if="$FILE" iflag=nocache count=0 status=none
 fi
