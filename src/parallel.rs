@@ -657,7 +657,7 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
     }
 }
 
-/// How long a worker waiting for work spins before it sleeps: waking a thread whose core
+/// How long a worker waiting for work polls before it sleeps: waking a thread whose core
 /// went idle can take longer than a chunk (on a VM, hundreds of microseconds), and the
 /// chunks then arrive in bursts.
 const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(200);
@@ -668,10 +668,10 @@ fn next_work(rx: &Receiver<ToWorker>, since: std::time::Instant) -> Option<ToWor
         match rx.try_recv() {
             Ok(msg) => return Some(msg),
             Err(mpsc::TryRecvError::Disconnected) => return None,
+            // Yielding, not spinning in place: on a busy machine the thread that would send
+            // the next chunk may be waiting for this very core.
             Err(mpsc::TryRecvError::Empty) if since.elapsed() < SPIN_BEFORE_SLEEP => {
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
+                std::thread::yield_now();
             }
             Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
         }
