@@ -548,25 +548,30 @@ impl<O: ConnectionObserver> FlowTable<O> {
     #[cold]
     #[inline(never)]
     fn syn(c: &mut Conn<O>, dir: Dir, seg: &TcpSegment<'_>, frame: FrameRef) {
-        if !seg.has(tcp_flags::ACK) && dir == Dir::ToServer {
-            let retransmit = !c.tcp.syn.is_empty();
-            if c.tcp.syn.len() < MAX_FRAMES_PER_KIND {
-                c.tcp.syn.push(frame);
-            }
-            c.client_isn = Some(seg.seq);
-            c.streams[0].set_isn(seg.seq);
-            c.observer
-                .tcp_event(TcpEvent::Syn { retransmit }, dir, frame);
-        } else if seg.has(tcp_flags::ACK) && dir == Dir::ToClient {
-            let retransmit = !c.tcp.syn_ack.is_empty();
-            if c.tcp.syn_ack.len() < MAX_FRAMES_PER_KIND {
-                c.tcp.syn_ack.push(frame);
-            }
-            c.server_isn = Some(seg.seq);
-            c.streams[1].set_isn(seg.seq);
-            c.observer
-                .tcp_event(TcpEvent::SynAck { retransmit }, dir, frame);
+        // The client's SYN or the server's SYN+ACK; anything else (a SYN from the server's
+        // side, a SYN+ACK from the client's) is not part of this connection's handshake.
+        let client = match (seg.has(tcp_flags::ACK), dir) {
+            (false, Dir::ToServer) => true,
+            (true, Dir::ToClient) => false,
+            _ => return,
+        };
+        let (frames, isn) = if client {
+            (&mut c.tcp.syn, &mut c.client_isn)
+        } else {
+            (&mut c.tcp.syn_ack, &mut c.server_isn)
+        };
+        let retransmit = !frames.is_empty();
+        if frames.len() < MAX_FRAMES_PER_KIND {
+            frames.push(frame);
         }
+        *isn = Some(seg.seq);
+        c.streams[dir.index()].set_isn(seg.seq);
+        let event = if client {
+            TcpEvent::Syn { retransmit }
+        } else {
+            TcpEvent::SynAck { retransmit }
+        };
+        c.observer.tcp_event(event, dir, frame);
     }
 
     /// The client's ACK of the server's SYN+ACK completes the handshake.
