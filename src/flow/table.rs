@@ -169,6 +169,11 @@ struct Last {
     dir: Dir,
 }
 
+/// A SYN without ACK: a client opening (or reopening) a connection.
+fn is_client_syn(seg: &TcpSegment<'_>) -> bool {
+    seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK)
+}
+
 /// The direction of a packet from `src` on a connection opened by `client`.
 fn dir_from(src: SocketAddr, client: SocketAddr) -> Dir {
     if src == client {
@@ -223,6 +228,12 @@ impl<O> Conns<O> {
 
     fn get_mut(&mut self, i: usize) -> Option<&mut Conn<O>> {
         self.slots.get_mut(i)?.as_deref_mut()
+    }
+
+    /// The connection and direction that [`Conns::find`] found.
+    fn found_mut(&mut self, found: Option<(usize, Dir)>) -> Option<(&mut Conn<O>, Dir)> {
+        let (i, dir) = found?;
+        Some((self.get_mut(i)?, dir))
     }
 
     /// Adds a connection under `k` (no connection may hold it) for a packet from `src` to
@@ -337,12 +348,11 @@ impl<O: ConnectionObserver> FlowTable<O> {
         new_observer: &mut dyn FnMut(&ConnMeta) -> O,
         done: &mut dyn FnMut(FinishedConnection<O>),
     ) {
-        let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         // Fast path, one lookup: a packet of a known connection (not a new SYN, which may
         // reuse its addresses).
         let found = self.conns.find(src, dst);
-        if !is_syn {
-            if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
+        if !is_client_syn(seg) {
+            if let Some((c, dir)) = self.conns.found_mut(found) {
                 Self::update(c, dir, seg, frame);
                 return;
             }
@@ -365,8 +375,8 @@ impl<O: ConnectionObserver> FlowTable<O> {
         new_observer: &mut dyn FnMut(&ConnMeta) -> O,
         done: &mut dyn FnMut(FinishedConnection<O>),
     ) {
-        let is_syn = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
-        if let Some((c, dir)) = found.and_then(|(i, dir)| Some((self.conns.get_mut(i)?, dir))) {
+        let is_syn = is_client_syn(seg);
+        if let Some((c, dir)) = self.conns.found_mut(found) {
             let reuse = is_syn && {
                 let same_attempt =
                     c.meta.client == src && c.client_isn.map_or(true, |i| i == seg.seq);
