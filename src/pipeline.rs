@@ -34,13 +34,9 @@ pub struct AnalyzeConfig {
     /// Files smaller than this are read and analysed by one thread whatever `workers` says
     /// ([`SPLIT_FILE_BYTES`]; tests lower it).
     pub split_min_bytes: u64,
-    /// For tests of a split capture: two threads split it as they do a stream (one reads,
-    /// both analyse, buckets of connections move between them), moving a bucket at every
-    /// chunk (whenever one can move) instead of only to balance their work.
+    /// For tests of a split capture: move a bucket of connections between the two threads
+    /// at every chunk (whenever one can move) instead of only to balance their work.
     pub split_churn: bool,
-    /// Bytes a thread reads at a time when two share the reading of one capture file
-    /// ([`crate::capture::CHUNK_LEN`]; smaller in tests, to cut records at chunk ends).
-    pub split_chunk_len: usize,
 }
 
 impl Default for AnalyzeConfig {
@@ -52,7 +48,6 @@ impl Default for AnalyzeConfig {
             workers: 1,
             split_min_bytes: SPLIT_FILE_BYTES,
             split_churn: false,
-            split_chunk_len: capture::CHUNK_LEN,
         }
     }
 }

@@ -29,8 +29,6 @@
 //!
 //! [`stream_path`]: crate::pipeline::stream_path
 
-mod pair;
-
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -95,8 +93,6 @@ enum Work {
     Sweep(Timestamp),
     /// Report what finished so far: the release checkpoint after this frame number.
     Checkpoint(u64),
-    /// Add the keys of a pcapng Decryption Secrets Block (type, data).
-    Secrets(u32, Arc<Vec<u8>>),
 }
 
 /// From the reader to a worker.
@@ -190,7 +186,6 @@ impl<'p> Share<'p> {
                 }
                 Work::Sweep(ts) => self.analyzer.sweep(*ts),
                 Work::Checkpoint(frame) => report(self.checkpoint(*frame)),
-                Work::Secrets(t, d) => self.analyzer.secrets(*t, d),
             }
         }
     }
@@ -232,13 +227,6 @@ pub fn stream_path_parallel(
     hold: usize,
     emit: &mut dyn FnMut(Finished) -> std::io::Result<()>,
 ) -> StreamRun {
-    // Two threads on a file: both read it ([`pair`]); streams (stdin, compressed files) are
-    // read by one thread.
-    if config.workers == 2 && !config.split_churn {
-        if let Some((split, baton)) = capture::open_split(path, config.split_chunk_len) {
-            return pair::stream_pair(&split, baton, config, hold, emit);
-        }
-    }
     // `config.workers` threads in all: with three or more, one reads ahead, this one frames
     // and dispatches, the rest analyse; with two, this one reads, dispatches and analyses
     // the buckets it keeps.
@@ -304,13 +292,11 @@ pub fn stream_path_parallel(
             signals: [0; 2],
             churn: config.split_churn,
             clock: SweepClock::default(),
+            checkpoints: std::collections::VecDeque::new(),
             frames: 0,
+            analysers,
             results: &result_rx,
-            releases: Releases {
-                checkpoints: std::collections::VecDeque::new(),
-                analysers,
-                holder: &mut holder,
-            },
+            holder: &mut holder,
         };
         let (capture, error) = match capture::open_input(path)
             .and_then(|src| capture::read_capture_chunks_with(src, &mut dispatch, read))
@@ -349,7 +335,10 @@ pub fn stream_path_parallel(
                 }
             }
         }
-        dispatch.releases.finish(last_items);
+        for item in last_items {
+            dispatch.holder.insert(item);
+        }
+        dispatch.holder.release_below(u64::MAX);
         if std::env::var_os(SPLIT_STATS_ENV).is_some() {
             let kept = dispatch.owner.iter().filter(|&&o| o == INLINE).count();
             let ms = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.0}"));
@@ -373,7 +362,7 @@ pub fn stream_path_parallel(
             capture,
             error,
             stats,
-            released_early: dispatch.releases.holder.released_early(),
+            released_early: dispatch.holder.released_early(),
             rebalanced: dispatch.moves,
         }
     })
@@ -425,19 +414,14 @@ struct Dispatch<'h, 'e, 'p> {
     churn: bool,
     /// The sweep clock, ticked as a single analyzer's is.
     clock: SweepClock,
-    /// Frames dispatched.
-    frames: u64,
-    results: &'h Receiver<FromWorker>,
-    releases: Releases<'h, 'e>,
-}
-
-/// The results of every analyser of a split capture, released in first-frame order as a
-/// single analyser would release them.
-struct Releases<'h, 'e> {
     /// Checkpoints not yet reported by every analyser, oldest first.
     checkpoints: std::collections::VecDeque<Checkpoint>,
-    /// Number of analysers (the senders are dropped before the last reports arrive).
+    /// Frames dispatched.
+    frames: u64,
+    /// Number of analysers, the dispatcher's own included (the senders are dropped before
+    /// the last reports arrive).
     analysers: usize,
+    results: &'h Receiver<FromWorker>,
     holder: &'h mut Holder<'e>,
 }
 
@@ -455,11 +439,9 @@ impl Dispatch<'_, '_, '_> {
         if let Some(r) = self.reported.get_mut(worker) {
             *r = Some((report.checkpoint, report.busy.clone()));
         }
-        self.releases.checkpoint(report);
+        self.checkpoint(report);
     }
-}
 
-impl Releases<'_, '_> {
     /// Takes in an analyser's report of a checkpoint; once every analyser has reported the
     /// oldest checkpoint, releases as a single analyzer would have there.
     fn checkpoint(&mut self, report: Report) {
@@ -500,16 +482,6 @@ impl Releases<'_, '_> {
         }
     }
 
-    /// The analysers' last results, and every result still held.
-    fn finish(&mut self, last: Vec<Finished>) {
-        for item in last {
-            self.holder.insert(item);
-        }
-        self.holder.release_below(u64::MAX);
-    }
-}
-
-impl Dispatch<'_, '_, '_> {
     /// Takes in whatever reports the workers have sent so far.
     fn collect(&mut self) {
         while let Ok(msg) = self.results.try_recv() {
@@ -668,7 +640,7 @@ impl ChunkSink for Dispatch<'_, '_, '_> {
         if let Some(inl) = &mut self.inline {
             let reports = std::mem::take(&mut inl.reports);
             for r in reports {
-                self.releases.checkpoint(r);
+                self.checkpoint(r);
             }
         }
         self.rebalance(dispatcher_waited, worker_waited);
