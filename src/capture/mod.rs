@@ -8,14 +8,12 @@ mod input;
 #[cfg(feature = "live")]
 pub mod live;
 mod reader;
-mod split;
 
 pub use input::{input_from_bytes, open_input, InputSource};
 pub use reader::{
     read_capture, read_capture_chunks, read_capture_chunks_with, read_capture_with, CaptureSummary,
     ChunkSink, FrameSink, FrameSlot, ReadAhead, ReadOptions, CHUNK_LEN, MAX_BLOCK_LEN,
 };
-pub use split::{open_split, Baton, ChunkRead, SplitFile};
 
 use std::fmt;
 

@@ -169,7 +169,7 @@ pub struct CaptureSummary {
 
 /// One pcapng interface (or the legacy file header): link type and timestamp scale.
 #[derive(Clone, Copy)]
-pub(super) struct Interface {
+struct Interface {
     linktype: LinkType,
     units_per_sec: u64,
     offset_secs: i64,
@@ -178,7 +178,7 @@ pub(super) struct Interface {
 type LegacyParse = fn(&[u8]) -> IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
 
 /// The file format and the state its records are read with.
-pub(super) enum Format {
+enum Format {
     Legacy {
         parse: LegacyParse,
         iface: Interface,
@@ -190,7 +190,7 @@ pub(super) enum Format {
 }
 
 impl Format {
-    pub(super) fn record_name(&self) -> &'static str {
+    fn record_name(&self) -> &'static str {
         match self {
             Format::Legacy { .. } => "packet record",
             Format::Ng { .. } => "pcapng block",
@@ -380,7 +380,7 @@ impl Filled {
 /// Buffers are read into from an address that is a multiple of this: the kernel's copy from
 /// the page cache runs at a third of its speed when the destination sits 16 bytes past a
 /// page boundary (as a large `Vec` from malloc does) and the file offset on one.
-pub(super) const BUF_ALIGN: usize = 4096;
+const BUF_ALIGN: usize = 4096;
 
 /// Fills buffers from a reader, one after the other, and remembers how the stream ended.
 struct Filler {
@@ -533,7 +533,7 @@ struct Input<'a> {
 }
 
 /// Why parsing a buffer stopped.
-pub(super) enum Stop {
+enum Stop {
     /// Every complete record was parsed; the next one needs this many bytes in all
     /// (`None`: unknown, at least one more).
     NeedMore(Option<usize>),
@@ -827,7 +827,7 @@ impl Parser<'_> {
 
 /// The format from the first bytes, and the length of a legacy file header (0 for pcapng,
 /// whose section header is read as a block); `None` while more bytes could tell.
-pub(super) fn detect_format(
+fn detect_format(
     path: &str,
     data: &[u8],
     eof: bool,
@@ -903,7 +903,7 @@ pub(super) fn detect_format(
 /// handing secrets blocks to the sink, after the frames before them). `origin` is a stream
 /// offset and the index in `chunk` of the byte there.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn parse_records(
+fn parse_records(
     chunk: &Arc<Vec<u8>>,
     filled: usize,
     pos: &mut usize,

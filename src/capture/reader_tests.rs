@@ -117,71 +117,15 @@ fn same_every_way(bytes: &[u8]) -> (Vec<Event>, String) {
     same_ways(bytes, ways(bytes.len()))
 }
 
-/// These ways give what the default sequential read gives; that is returned. The chunk
-/// lengths read on the calling thread are also read as a file framed chunk by chunk with
-/// positioned reads ([`crate::capture::SplitFile`]), where the file can be so read.
+/// These ways give what the default sequential read gives; that is returned.
 fn same_ways(bytes: &[u8], ways: Vec<ReadOptions>) -> (Vec<Event>, String) {
     let want = read_bytes(bytes, ReadOptions::default());
-    let file = TempCapture::new(bytes);
     for opts in ways {
         let got = read_bytes(bytes, opts);
         assert!(got.1 == want.1, "{opts:?}: {} vs {}", got.1, want.1);
         assert!(got.0 == want.0, "{opts:?}: events differ");
-        if opts.ahead == ReadAhead::Off {
-            if let Some(got) = read_split(&file.0, opts.chunk_len) {
-                assert!(
-                    got.1 == want.1,
-                    "split {}: {} vs {}",
-                    opts.chunk_len,
-                    got.1,
-                    want.1
-                );
-                assert!(got.0 == want.0, "split {}: events differ", opts.chunk_len);
-            }
-        }
     }
     want
-}
-
-/// A capture written to a file of its own, removed on drop.
-struct TempCapture(String);
-
-impl TempCapture {
-    fn new(bytes: &[u8]) -> Self {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("rdpdiag-rt-{}-{n}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        TempCapture(path.to_string_lossy().into_owned())
-    }
-}
-
-impl Drop for TempCapture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Reads `path` as two threads of a split capture do, chunk after chunk on this one; `None`
-/// when the file is not read so (not a capture, header past the first chunk).
-fn read_split(path: &str, chunk_len: usize) -> Option<(Vec<Event>, String)> {
-    let (split, mut baton) = crate::capture::open_split(path, chunk_len)?;
-    let mut rec = Record::default();
-    let mut buf = Vec::new();
-    let mut c = 0;
-    while !baton.ended() {
-        let got = split.read(c, &mut buf);
-        let chunk = Arc::new(std::mem::take(&mut buf));
-        split.frame(c, &chunk, got, &mut baton, &mut rec);
-        buf = Arc::try_unwrap(chunk).unwrap_or_default();
-        c += 1;
-    }
-    while !rec.kept.is_empty() {
-        rec.check_oldest();
-    }
-    // Named as `read_bytes` names its input.
-    let outcome = format!("{:?}", baton.into_summary()).replace(path, "t");
-    Some((rec.events, outcome))
 }
 
 /// Short buffers: 3, 64 and 1000 bytes on the calling thread, 64 and 1000 read (and framed)
