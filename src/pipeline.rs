@@ -318,17 +318,13 @@ impl<F: FnMut(Diagnosed)> Analyzer<F> {
     /// One frame through decode, the flow tables and the sessions.
     fn analyze_frame(&mut self, frame: &Frame<'_>) {
         let pkt = decode::decode(frame.linktype, frame.data);
-        self.analyze_decoded(frame.number, frame.ts, pkt.as_ref());
+        self.decoded_frame(frame.number, frame.ts, pkt.as_ref());
     }
 
-    /// One frame that another thread has decoded (`None`: not decodable), as
-    /// [`FrameSink::frame`] would analyse its bytes; the caller sweeps (an analyzer
+    /// One frame already decoded (`None`: not decodable), as [`FrameSink::frame`] would
+    /// analyse its bytes; a caller other than [`FrameSink::frame`] sweeps (an analyzer
     /// [`externally_swept`](Self::externally_swept)).
     pub fn decoded_frame(&mut self, number: u64, ts: Timestamp, pkt: Option<&decode::Packet<'_>>) {
-        self.analyze_decoded(number, ts, pkt);
-    }
-
-    fn analyze_decoded(&mut self, number: u64, ts: Timestamp, pkt: Option<&decode::Packet<'_>>) {
         self.stats.frames += 1;
         self.stats.first_ts.get_or_insert(ts);
         self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |t| t.max(ts)));
