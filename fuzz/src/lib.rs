@@ -272,9 +272,7 @@ pub fn pipeline(data: &[u8]) {
 /// dispatch endpoints what the full decode gives.
 pub fn decode_target(data: &[u8]) {
     use rdpdiag::capture::LinkType;
-    use rdpdiag::decode::{
-        decode, decode_network, ipv4_tcp, network_payload, tcp_udp_endpoints, Transport,
-    };
+    use rdpdiag::decode::{decode, decode_network, ipv4_tcp, network_payload, tcp_udp_endpoints};
     let Some((&pick, frame)) = data.split_first() else {
         return;
     };
@@ -291,13 +289,7 @@ pub fn decode_target(data: &[u8]) {
             assert_eq!(Some(fast), decode_network(net));
         }
     }
-    let endpoints = full.and_then(|p| match p.transport {
-        Transport::Tcp(s) => Some((p.src, s.src_port, p.dst, s.dst_port)),
-        Transport::Udp {
-            src_port, dst_port, ..
-        } => Some((p.src, src_port, p.dst, dst_port)),
-        Transport::IcmpError(_) => None,
-    });
+    let endpoints = full.and_then(|p| p.endpoints());
     if let (Some(fast), Some(full)) = (tcp_udp_endpoints(linktype, frame), endpoints) {
         assert_eq!(fast, full);
     }

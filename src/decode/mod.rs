@@ -50,6 +50,20 @@ pub struct Packet<'a> {
     pub transport: Transport<'a>,
 }
 
+impl Packet<'_> {
+    /// The endpoints `(src, src_port, dst, dst_port)` of a TCP segment or UDP datagram;
+    /// `None` for an ICMP error (whose endpoints are those it quotes).
+    pub fn endpoints(&self) -> Option<(IpAddr, u16, IpAddr, u16)> {
+        match &self.transport {
+            Transport::Tcp(s) => Some((self.src, s.src_port, self.dst, s.dst_port)),
+            Transport::Udp {
+                src_port, dst_port, ..
+            } => Some((self.src, *src_port, self.dst, *dst_port)),
+            Transport::IcmpError(_) => None,
+        }
+    }
+}
+
 /// The transport layer of a [`Packet`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport<'a> {
@@ -266,8 +280,8 @@ fn icmp_error(v6: bool, icmp: &[u8]) -> Option<IcmpError> {
 /// A TCP or UDP packet's endpoints `(src, src_port, dst, dst_port)` read straight from the
 /// fixed header offsets, for dispatching frames to threads quickly; `None` for anything
 /// else (ICMP, IPv6 extension headers, fragments, odd headers), which [`decode`] must
-/// classify. Whenever [`decode`] finds a TCP segment or UDP datagram and this returns
-/// endpoints, they are the same.
+/// classify. Whenever this returns endpoints and [`decode`] finds a TCP segment or UDP
+/// datagram, they are its [`Packet::endpoints`].
 pub fn tcp_udp_endpoints(linktype: LinkType, data: &[u8]) -> Option<(IpAddr, u16, IpAddr, u16)> {
     let b = network_payload(linktype, data)?.bytes;
     let bytes4 = |at: usize| -> Option<[u8; 4]> { b.get(at..at.checked_add(4)?)?.try_into().ok() };

@@ -442,7 +442,7 @@ fn fewer_files_than_threads_share_the_threads_and_print_the_same() {
 #[test]
 fn fast_dispatch_endpoints_agree_with_the_full_decode_on_every_frame() {
     use rdpdiag::capture::{open_input, read_capture, Frame, FrameSink};
-    use rdpdiag::decode::{decode, tcp_udp_endpoints, Transport};
+    use rdpdiag::decode::{decode, tcp_udp_endpoints};
     struct Check {
         fast: u64,
         full: u64,
@@ -450,13 +450,7 @@ fn fast_dispatch_endpoints_agree_with_the_full_decode_on_every_frame() {
     impl FrameSink for Check {
         fn frame(&mut self, f: &Frame<'_>) {
             let fast = tcp_udp_endpoints(f.linktype, f.data);
-            let full = decode(f.linktype, f.data).and_then(|p| match p.transport {
-                Transport::Tcp(s) => Some((p.src, s.src_port, p.dst, s.dst_port)),
-                Transport::Udp {
-                    src_port, dst_port, ..
-                } => Some((p.src, src_port, p.dst, dst_port)),
-                Transport::IcmpError(_) => None,
-            });
+            let full = decode(f.linktype, f.data).and_then(|p| p.endpoints());
             if let (Some(a), Some(b)) = (fast, full) {
                 assert_eq!(a, b, "frame {}", f.number);
             }
